@@ -1,0 +1,186 @@
+"""``cems broker``: day-ahead bid files and the settlement of a delivery day.
+
+* ``cems broker bid`` turns a forecast CSV into the round 1 (D-1 10:00) or round 2
+  (D-1 17:00) bid file, JSON or CSV (formats in :mod:`cems.markets.bids`);
+* ``cems broker settle`` computes forecast errors, the forecast incentive, revenue per
+  resource and the payout per owner from the two bids, metered actuals and SMP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cems.errors import InputError
+from cems.markets.bids import Bid, bid_path, deadline, read_bid
+from cems.markets.brokerage import BrokerSettlement, settle_day
+from cems.markets.portfolio import read_portfolio, read_resource_hours, read_smp
+from cems.timeutil import DEFAULT_TIMEZONE, zone
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``broker`` command and its sub-commands."""
+    parser = subparsers.add_parser(
+        "broker", help="small-scale brokerage: bid files and daily settlement",
+        description="KPX small-scale brokerage (소규모 전력중개) tools.")
+    sub = parser.add_subparsers(dest="broker_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    bid = sub.add_parser("bid", help="write the bid file of one forecast round",
+                         description="Write 24 hourly forecasts per resource and aggregated "
+                                     "for round 1 (D-1 10:00) or round 2 (D-1 17:00).")
+    bid.add_argument("--portfolio", required=True, type=Path, help="portfolio CSV")
+    bid.add_argument("--date", required=True, help="delivery date D (YYYY-MM-DD)")
+    bid.add_argument("--round", dest="round_no", required=True, type=int, choices=(1, 2))
+    bid.add_argument("--forecast", required=True, type=Path,
+                     help="CSV timestamp,resource_id,forecast_kwh for the 24 hours of D")
+    bid.add_argument("--out", type=Path, help="folder to write bid_D_rN.json and .csv into "
+                                              "(default: print to stdout)")
+    bid.add_argument("--format", choices=("json", "csv"), default="json",
+                     help="stdout format when --out is not given")
+    bid.add_argument("--tz", default=DEFAULT_TIMEZONE, help="time zone of the delivery day")
+    bid.set_defaults(handler=run_bid)
+
+    settle = sub.add_parser("settle", help="settle a delivery day",
+                            description="Forecast error (규칙 제14.4.2조), incentive (별표2 Ⅴ), "
+                                        "revenue per resource and payout per owner.")
+    settle.add_argument("--portfolio", required=True, type=Path, help="portfolio CSV")
+    settle.add_argument("--date", required=True, help="delivery date D (YYYY-MM-DD)")
+    settle.add_argument("--actual", required=True, type=Path,
+                        help="CSV timestamp,resource_id,actual_kwh[,curtailed]")
+    settle.add_argument("--smp", required=True, type=Path, help="CSV timestamp,smp_krw_per_kwh")
+    settle.add_argument("--bids", type=Path, help="folder with bid_D_r1.json and bid_D_r2.json "
+                                                  "(default: the portfolio's folder)")
+    settle.add_argument("--rec-krw-per-kwh", type=float, default=0.0,
+                        help="REC price per kWh (REC price per MWh / 1000), default 0")
+    settle.add_argument("--fee-krw-per-kwh", type=float, default=0.0,
+                        help="broker fee per kWh sold, default 0")
+    settle.add_argument("--tz", default=DEFAULT_TIMEZONE, help="time zone of the delivery day")
+    settle.add_argument("--json", action="store_true", help="print JSON")
+    settle.set_defaults(handler=run_settle)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--date: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def run_bid(args: argparse.Namespace) -> int:
+    """Write or print one round's bid."""
+    zone(args.tz)
+    delivery = _date(args.date)
+    portfolio = read_portfolio(args.portfolio)
+    values, _ = read_resource_hours(args.forecast, "forecast_kwh", portfolio, delivery, args.tz)
+    bid = Bid(delivery, args.round_no, args.tz, tuple(portfolio.ids), values)
+    closes = deadline(delivery, args.round_no, args.tz)
+    if pd.Timestamp.now(tz=args.tz) > closes:
+        print(f"note: the round {args.round_no} deadline {closes.isoformat()} has passed; KPX "
+              "counts the last submission before it (규칙 제14.4.1조 ② 3호)", file=sys.stderr)
+    document = bid.to_json(portfolio)
+    if args.out is None:
+        if args.format == "json":
+            print(json.dumps(document, ensure_ascii=False, indent=2))
+        else:
+            sys.stdout.write(bid.to_csv(portfolio))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = bid_path(args.out, delivery, args.round_no, "json")
+    csv_path = bid_path(args.out, delivery, args.round_no, "csv")
+    json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
+                         encoding="utf-8")
+    csv_path.write_text(bid.to_csv(portfolio), encoding="utf-8")
+    total = float(bid.aggregate_kwh.sum())
+    print(f"round {args.round_no} bid for {delivery} (deadline {closes.isoformat()}): "
+          f"{len(portfolio.resources)} resources, {total:,.1f} kWh forecast; wrote {json_path} "
+          f"and {csv_path}")
+    return 0
+
+
+def run_settle(args: argparse.Namespace) -> int:
+    """Settle one delivery day and print the result."""
+    zone(args.tz)
+    delivery = _date(args.date)
+    for name in ("rec_krw_per_kwh", "fee_krw_per_kwh"):
+        if getattr(args, name) < 0:
+            raise InputError(f"--{name.replace('_', '-')} must not be negative")
+    portfolio = read_portfolio(args.portfolio)
+    folder = args.bids or args.portfolio.parent
+    first = read_bid(bid_path(folder, delivery, 1), portfolio, delivery, 1)
+    second_path = bid_path(folder, delivery, 2)
+    if second_path.exists():
+        second = read_bid(second_path, portfolio, delivery, 2)
+    else:
+        print(f"note: no round 2 bid ({second_path}); round 1 counts for both rounds "
+              "(규칙 제14.4.1조 ② 4호)", file=sys.stderr)
+        second = Bid(delivery, 2, first.tz, first.resource_ids, first.forecast_kwh)
+    actual, curtailed = read_resource_hours(args.actual, "actual_kwh", portfolio, delivery,
+                                            args.tz, flag_column="curtailed")
+    smp = read_smp(args.smp, delivery, args.tz)
+    result = settle_day(portfolio, (first, second), actual, curtailed, smp,
+                        rec_price_krw_per_kwh=args.rec_krw_per_kwh,
+                        fee_krw_per_kwh=args.fee_krw_per_kwh)
+    if args.json:
+        print(json.dumps(settlement_json(result), ensure_ascii=False, indent=2))
+    else:
+        _print(result)
+    return 0
+
+
+def settlement_json(result: BrokerSettlement) -> dict[str, Any]:
+    """The day's settlement as a JSON-ready dict."""
+    def r(value: float | None) -> float | None:
+        return None if value is None else round(value, 6)
+
+    return {
+        "delivery_date": result.delivery.isoformat(),
+        "main_capacity_kw": result.main_capacity_kw,
+        "incentive_applies": result.qualifies,
+        "mean_error_pct": r(result.mean_error_pct),
+        "hours": [
+            {"hour": h.hour, "capacity_kwh": h.capacity_kwh, "actual_main_kwh": h.actual_main_kwh,
+             "capacity_factor_pct": r(h.capacity_factor_pct), "eligible": h.eligible,
+             "error_pct_round1": r(h.error_pct_rounds[0]) if h.error_pct_rounds else None,
+             "error_pct_round2": r(h.error_pct_rounds[1]) if h.error_pct_rounds else None,
+             "error_pct": r(h.error_pct), "incentive_krw_per_kwh": h.price_krw_per_kwh}
+            for h in result.hours
+        ],
+        "resources": [
+            {"resource_id": x.resource_id, "owner": x.owner, "actual_kwh": x.actual_kwh,
+             "energy_krw": x.energy_krw, "rec_krw": x.rec_krw, "incentive_krw": x.incentive_krw,
+             "fee_krw": x.fee_krw, "net_krw": x.net_krw}
+            for x in result.resources
+        ],
+        "incentive_krw": result.incentive_krw,
+        "payouts_krw": result.payouts_krw,
+        "total_krw": sum(result.payouts_krw.values()),
+    }
+
+
+def _print(result: BrokerSettlement) -> None:
+    mean = result.mean_error_pct
+    gate = "applies" if result.qualifies else "does not apply (PV capacity must exceed 20 MW)"
+    print(f"delivery {result.delivery}: PV capacity {result.main_capacity_kw:,.0f} kW, forecast "
+          f"incentive {gate}; mean error {'n/a' if mean is None else f'{mean:.2f} %'}")
+    print("hour  CF %   err r1  err r2  mean   KRW/kWh")
+    for h in result.hours:
+        if not h.eligible:
+            continue
+        r1, r2 = h.error_pct_rounds or (0.0, 0.0)
+        print(f"{h.hour:02d}:00 {h.capacity_factor_pct:5.1f}  {r1:6.2f}  {r2:6.2f}  "
+              f"{h.error_pct:5.2f}  {h.price_krw_per_kwh:g}")
+    print("resource  owner  kWh  energy  REC  incentive  fee  net (KRW)")
+    for x in result.resources:
+        print(f"{x.resource_id}  {x.owner}  {x.actual_kwh:,.1f}  {x.energy_krw:,}  {x.rec_krw:,}"
+              f"  {x.incentive_krw:,}  {x.fee_krw:,}  {x.net_krw:,}")
+    print("payouts:")
+    for owner, amount in result.payouts_krw.items():
+        print(f"  {owner}  {amount:,} KRW")
+    print(f"  total  {sum(result.payouts_krw.values()):,} KRW")

@@ -1,0 +1,140 @@
+"""``cems report resident|daily|zeb SITE.yaml ...``: resident savings, operator and district
+reports from the telemetry store, as HTML, PDF or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cems.config import SiteConfig, load_site
+from cems.errors import InputError
+from cems.store import TelemetryStore, open_store
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` command."""
+    parser = subparsers.add_parser(
+        "report", help="resident savings, operator daily and ZEB reports",
+        description="Reports from the telemetry store (the site's data_dir, or --db URL).")
+    sub = parser.add_subparsers(dest="report_command", metavar="REPORT")
+    sub.required = True
+
+    res = sub.add_parser("resident", help="a household's monthly savings report",
+                         description="Actual KEPCO bill against the bill without the "
+                         "community's assets, local supply, self-sufficiency, DR rewards, "
+                         "brokerage share, CO2 avoided, daily chart and 12-month trend.")
+    res.add_argument("site", help="site YAML file")
+    res.add_argument("--household", required=True, help="household id (households[].id)")
+    res.add_argument("--month", required=True, help="YYYY-MM")
+    _output_args(res, ("html", "pdf", "json"))
+    res.set_defaults(handler=run_resident)
+
+    daily = sub.add_parser("daily", help="the operator's daily report",
+                           description="Plan against actual per asset, KPIs, alarms, "
+                           "forecast accuracy, bids and DR events for one local day.")
+    daily.add_argument("site", help="site YAML file")
+    daily.add_argument("--date", required=True, help="YYYY-MM-DD (local)")
+    _output_args(daily, ("html", "pdf", "json"))
+    daily.set_defaults(handler=run_daily)
+
+    zeb = sub.add_parser("zeb", help="에너지자립률, ZEB grade, self-sufficiency for a year")
+    zeb.add_argument("site", help="site YAML file")
+    zeb.add_argument("--year", type=int, required=True)
+    zeb.add_argument("--factor", action="append", default=[], metavar="CARRIER=VALUE",
+                     help="primary-energy factor override, e.g. district_heat=0.614")
+    zeb.add_argument("--district-heat-kwh", type=float, default=0.0,
+                     help="district heat bought in the year (kWh)")
+    zeb.add_argument("--db", help="database URL (default: SQLite in the site's data_dir)")
+    zeb.set_defaults(handler=run_zeb)
+
+
+def _output_args(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    parser.add_argument("--lang", choices=("ko", "en"), default="ko")
+    parser.add_argument("--format", choices=formats, default="html")
+    parser.add_argument("--out", type=Path, help="output file (default: standard output; "
+                        "PDF needs --out)")
+    parser.add_argument("--db", help="database URL (default: SQLite in the site's data_dir)")
+
+
+def _open(args: argparse.Namespace) -> tuple[SiteConfig, TelemetryStore]:
+    config = load_site(args.site)
+    if args.db is None and not (Path(config.site.data_dir) / "cems.sqlite").exists():
+        raise InputError(f"no store at {config.site.data_dir}/cems.sqlite; run the runtime "
+                         "first or give --db URL")
+    return config, open_store(args.db, data_dir=config.site.data_dir)
+
+
+def _write(args: argparse.Namespace, html: str | None, payload: dict[str, Any]) -> int:
+    from cems.reports.render import html_to_pdf
+
+    if args.format == "json":
+        text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        else:
+            print(text)
+        return 0
+    assert html is not None
+    if args.format == "pdf":
+        if args.out is None:
+            raise InputError("--format pdf needs --out FILE.pdf")
+        args.out.write_bytes(html_to_pdf(html))
+    elif args.out:
+        args.out.write_text(html, encoding="utf-8")
+    else:
+        sys.stdout.write(html)
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_resident(args: argparse.Namespace) -> int:
+    """Write the resident report."""
+    from cems.reports.render import resident_html
+    from cems.reports.resident import resident_report
+
+    config, store = _open(args)
+    report = resident_report(config, store, args.household, args.month)
+    html = None if args.format == "json" else resident_html(report, args.lang)
+    return _write(args, html, report.to_dict())
+
+
+def run_daily(args: argparse.Namespace) -> int:
+    """Write the operator daily report."""
+    from cems.reports.daily import daily_report
+    from cems.reports.render import daily_html
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        raise InputError(f"--date {args.date!r}: use YYYY-MM-DD") from None
+    config, store = _open(args)
+    report = daily_report(config, store, day)
+    html = None if args.format == "json" else daily_html(report, args.lang)
+    return _write(args, html, report.to_dict())
+
+
+def run_zeb(args: argparse.Namespace) -> int:
+    """Print the district's zero-energy indicators as JSON."""
+    from cems.reports.district import district_zeb, zeb_dict
+    from cems.reports.zeb import DEFAULT_PRIMARY_FACTORS
+
+    factors = dict(DEFAULT_PRIMARY_FACTORS)
+    for item in args.factor:
+        key, _, value = item.partition("=")
+        try:
+            factors[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--factor {item!r}: use CARRIER=NUMBER") from None
+    config, store = _open(args)
+    start = pd.Timestamp(f"{args.year}-01-01", tz=config.site.timezone)
+    ind, notes = district_zeb(config, store, start, start + pd.DateOffset(years=1),
+                              factors=factors, district_heat_kwh=args.district_heat_kwh)
+    print(json.dumps(zeb_dict(ind, notes), ensure_ascii=False, indent=2))
+    return 0

@@ -1,0 +1,51 @@
+"""``cems serve SITE.yaml [--host 127.0.0.1 --port 8000] [--db URL]``: the web dashboard and
+REST API under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cems.config import load_site
+from cems.errors import InputError
+from cems.web.auth import USERS_FILE_NAME, UserFile
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` command."""
+    parser = subparsers.add_parser("serve", help="serve the web dashboard and REST API",
+                                   description="Serve the dashboard, resident pages and the "
+                                   "REST API (OpenAPI at /openapi.json). Users come from "
+                                   "`cems users add`.")
+    parser.add_argument("site", help="site YAML file")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--db", help="database URL (default: SQLite in the site's data_dir)")
+    parser.add_argument("--users", type=Path, help=f"users file (default data_dir/"
+                        f"{USERS_FILE_NAME})")
+    parser.add_argument("--session-minutes", type=float, default=60.0,
+                        help="session lifetime (default 60)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the site, store and users; run uvicorn until interrupted."""
+    import uvicorn
+
+    from cems.store import open_store
+    from cems.web.app import create_app
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: use 1-65535")
+    if args.session_minutes <= 0:
+        raise InputError("--session-minutes must be positive")
+    config = load_site(args.site)
+    users = UserFile(args.users or Path(config.site.data_dir) / USERS_FILE_NAME).users()
+    if not users:
+        raise InputError("no users yet: add one with `cems users add SITE.yaml NAME --role "
+                         "operator`")
+    store = open_store(args.db, data_dir=config.site.data_dir)
+    app = create_app(config, store, users, session_ttl_s=args.session_minutes * 60)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+    return 0

@@ -1,0 +1,408 @@
+"""The site model: typed, immutable pydantic v2 classes for one site YAML file.
+
+Every field carries its unit in its name (``capacity_kwh``, ``max_charge_kw``) and is
+described once here; the descriptions feed ``docs/config-reference.md``. Unknown keys
+are errors. Checks that involve a single object live in its validators; checks across
+objects (unique ids, references, consistent limits) live in :mod:`cems.config.checks`.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from cems.timeutil import DEFAULT_TIMEZONE
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
+]
+"""An id: letters, digits, ``_``, ``.`` and ``-``; starts with a letter or digit."""
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+def clock_from_yaml(value: object) -> object:
+    """Undo YAML 1.1 reading an unquoted ``09:30`` as the base-60 integer 570."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    return value
+
+
+def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Make a relative path absolute against the site file's folder (validation context)."""
+    base = (info.context or {}).get("base_dir")
+    if value is not None and base is not None and not value.is_absolute():
+        return (Path(base) / value).resolve()
+    return value
+
+
+class StrictModel(BaseModel):
+    """Base of every config class: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class ModbusTcpConnection(StrictModel):
+    """A device reached over Modbus TCP (or RTU framing over TCP)."""
+
+    protocol: Literal["modbus_tcp", "modbus_rtu_over_tcp"]
+    host: str = Field(min_length=1, description="Host name or IP address.")
+    port: int = Field(502, ge=1, le=65535, description="TCP port.")
+    device_id: int = Field(1, ge=0, le=247, description="Modbus unit / device id.")
+    profile: Identifier = Field(
+        description="Register-map profile name (a file in device_drivers/profiles) or 'sunspec'."
+    )
+    timeout_s: float = Field(1.0, gt=0.0, le=30.0, description="Per-request timeout.")
+
+
+class ModbusRtuConnection(StrictModel):
+    """A device reached over a Modbus RTU serial line."""
+
+    protocol: Literal["modbus_rtu"]
+    serial_port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
+    baudrate: int = Field(9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    device_id: int = Field(1, ge=1, le=247)
+    profile: Identifier
+    timeout_s: float = Field(1.0, gt=0.0, le=30.0)
+
+
+class AmiConnection(StrictModel):
+    """A meter whose interval data arrives from an AMI source (no live polling)."""
+
+    protocol: Literal["ami"]
+    source: Identifier = Field(description="Id of an entry in ami_sources.")
+    meter_key: str | None = Field(
+        None, description="Meter id inside the source feed; defaults to the meter's id."
+    )
+
+
+Connection = Annotated[
+    ModbusTcpConnection | ModbusRtuConnection | AmiConnection,
+    Field(discriminator="protocol"),
+]
+
+
+class AmiSource(StrictModel):
+    """A feed of AMI interval data (a file or directory the importers read)."""
+
+    id: Identifier
+    format: Literal["greenbutton", "csv", "iec62056_21"]
+    path: Path = Field(description="File or directory, relative to the site file.")
+
+    _resolve = field_validator("path")(resolve_path)
+
+
+# --------------------------------------------------------------------------- site
+
+
+class GridConnection(StrictModel):
+    """The point of common coupling with the KEPCO grid."""
+
+    contract_power_kw: Positive = Field(description="Contracted demand (계약전력).")
+    import_limit_kw: Positive = Field(description="Largest allowed import power.")
+    export_limit_kw: NonNegative = Field(description="Largest allowed export power.")
+    tariff_plan: Identifier = Field(description="KEPCO plan id (see `cems tariff list`).")
+    meter: Identifier | None = Field(None, description="Id of the grid meter.")
+    has_demand_meter: bool = Field(
+        True, description="Billing demand from 15-min peaks (True) or contract power."
+    )
+    emission_factor_kg_per_kwh: float = Field(
+        0.4747, ge=0.0, le=2.0, description="Grid CO2 emission factor."
+    )
+
+
+class Site(StrictModel):
+    """Identity, location and grid connection of the site."""
+
+    id: Identifier = Field(description="Site id, used in file names and the database.")
+    name: str = Field(min_length=1, description="Human-readable name.")
+    timezone: str = Field(DEFAULT_TIMEZONE, description="IANA time zone of the site.")
+    latitude: float = Field(ge=-90.0, le=90.0, description="Degrees north.")
+    longitude: float = Field(ge=-180.0, le=180.0, description="Degrees east.")
+    altitude_m: float = Field(0.0, ge=-500.0, le=9000.0)
+    data_dir: Path = Field(Path("data"), description="Data directory, relative to the file.")
+    region: Literal["mainland", "jeju"] = Field(
+        "mainland", description="KEPCO / KPX region (Jeju has its own TOU table and DR)."
+    )
+    grid: GridConnection
+
+    _resolve = field_validator("data_dir")(resolve_path)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Asia/Seoul'"
+            ) from exc
+        return value
+
+
+# --------------------------------------------------------------------------- assets
+
+
+class PvArray(StrictModel):
+    """A PV array with its inverter."""
+
+    id: Identifier
+    kwp: Positive = Field(description="DC nameplate power, kWp.")
+    tilt_deg: float = Field(ge=0.0, le=90.0, description="Tilt from horizontal.")
+    azimuth_deg: float = Field(ge=0.0, lt=360.0, description="Azimuth, 180 = south.")
+    inverter_ac_kw: Positive = Field(description="Inverter AC power limit.")
+    losses_pct: float = Field(14.0, ge=0.0, lt=100.0, description="DC system losses.")
+    curtailable: bool = True
+    meter: Identifier | None = None
+    connection: Connection | None = None
+
+
+class Ess(StrictModel):
+    """A battery energy storage system (AC-side limits)."""
+
+    id: Identifier
+    capacity_kwh: Positive = Field(description="Usable nameplate energy.")
+    max_charge_kw: Positive = Field(description="Largest AC charging power.")
+    max_discharge_kw: Positive = Field(description="Largest AC discharging power.")
+    charge_efficiency: Efficiency = Field(0.95, description="Stored kWh per AC kWh in.")
+    discharge_efficiency: Efficiency = Field(0.95, description="AC kWh out per stored kWh.")
+    soc_min: Fraction = Field(0.1, description="Lowest state of charge, 0-1.")
+    soc_max: Fraction = Field(0.9, description="Highest state of charge, 0-1.")
+    soc_initial: Fraction = Field(0.5, description="Assumed SOC when no reading exists.")
+    degradation_cost_krw_per_kwh: float = Field(
+        0.0, ge=0.0, description="Cost per kWh of throughput (charge + discharge)."
+    )
+    meter: Identifier | None = None
+    connection: Connection | None = None
+
+
+class FuelCell(StrictModel):
+    """A fuel-cell plant (hydrogen or reformed natural gas) with heat recovery."""
+
+    id: Identifier
+    min_kw: NonNegative = Field(description="Minimum output while running.")
+    max_kw: Positive
+    electrical_efficiency: Efficiency = Field(description="kWh electric per kWh fuel (LHV).")
+    fuel_price_krw_per_kwh: float = Field(ge=0.0, description="Price per kWh of fuel (LHV).")
+    heat_recovery_ratio: float = Field(
+        0.0, ge=0.0, le=3.0, description="kWh of useful heat per kWh electric."
+    )
+    heat_value_krw_per_kwh: float = Field(0.0, ge=0.0, description="Value of recovered heat.")
+    ramp_kw_per_min: Positive | None = Field(None, description="Ramp limit; none if absent.")
+    min_up_h: float = Field(0.0, ge=0.0, le=168.0)
+    min_down_h: float = Field(0.0, ge=0.0, le=168.0)
+    start_cost_krw: float = Field(0.0, ge=0.0)
+    safe_kw: NonNegative = Field(0.0, description="Output to ramp to when control is lost.")
+    meter: Identifier | None = None
+    connection: Connection | None = None
+
+
+class EvChargerGroup(StrictModel):
+    """A circuit feeding several chargers, with a shared power limit."""
+
+    id: Identifier
+    max_kw: Positive
+
+
+class EvCharger(StrictModel):
+    """An EV charger; bidirectional ones can discharge the vehicle (V2G)."""
+
+    id: Identifier
+    max_kw: Positive = Field(description="Largest charging power.")
+    min_kw: NonNegative = Field(
+        0.0, description="Smallest non-zero charging power; also the safe-state rate."
+    )
+    bidirectional: bool = Field(False, description="Can discharge the vehicle (V2G).")
+    max_discharge_kw: NonNegative = Field(0.0, description="Largest V2G power.")
+    efficiency: Efficiency = Field(0.92, description="Battery kWh per AC kWh (both ways).")
+    group: Identifier | None = Field(None, description="Id of an ev_charger_groups entry.")
+    connection: Connection | None = None
+
+
+class Assets(StrictModel):
+    """All controllable and generating assets of the site."""
+
+    pv: tuple[PvArray, ...] = ()
+    ess: tuple[Ess, ...] = ()
+    fuel_cells: tuple[FuelCell, ...] = ()
+    ev_charger_groups: tuple[EvChargerGroup, ...] = ()
+    ev_chargers: tuple[EvCharger, ...] = ()
+
+
+# --------------------------------------------------------------------------- loads
+
+
+class BaseLoad(StrictModel):
+    """The metered, non-controllable load of the site."""
+
+    meter: Identifier | None = Field(None, description="Meter measuring the base load.")
+    forecast: Literal["similar_days", "profile"] = "similar_days"
+    peak_kw: Positive | None = Field(None, description="Expected peak, for sanity checks.")
+    daily_energy_kwh: Positive | None = Field(None, description="Typical daily energy.")
+
+
+class DeferrableLoad(StrictModel):
+    """A load that needs an energy amount within a daily window."""
+
+    id: Identifier
+    energy_kwh: Positive = Field(description="Energy needed per window.")
+    window_start: time = Field(description="Local time the window opens, HH:MM.")
+    window_end: time = Field(description="Local time the window closes (next day if earlier).")
+    max_kw: Positive = Field(description="Largest power while running.")
+    min_kw: NonNegative = Field(0.0, description="Smallest power while running.")
+    interruptible: bool = Field(True, description="False: must run as one block.")
+    meter: Identifier | None = None
+    connection: Connection | None = None
+
+    @field_validator("window_start", "window_end", mode="before")
+    @classmethod
+    def _parse_clock(cls, value: object) -> object:
+        return clock_from_yaml(value)
+
+    def window_hours(self) -> float:
+        """Length of the daily window in hours (windows may cross midnight)."""
+        start = self.window_start.hour * 60 + self.window_start.minute
+        end = self.window_end.hour * 60 + self.window_end.minute
+        minutes = (end - start) % (24 * 60) or 24 * 60
+        return minutes / 60.0
+
+
+class Loads(StrictModel):
+    """Base load and deferrable loads."""
+
+    base: BaseLoad = BaseLoad()
+    deferrable: tuple[DeferrableLoad, ...] = ()
+
+
+# --------------------------------------------------------------------------- meters, households
+
+
+class Meter(StrictModel):
+    """A meter: the grid meter, a sub-meter or a household AMI meter."""
+
+    id: Identifier
+    kind: Literal["grid", "sub", "household"] = Field(
+        description="grid: point of connection; sub: a sub-meter; household: a home's meter."
+    )
+    connection: Connection | None = None
+
+
+class Household(StrictModel):
+    """A household of the community and its share of community assets."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    meter: Identifier
+    tariff_plan: Identifier = "residential_low"
+    asset_share: Fraction = Field(description="Share of community assets, 0-1.")
+    joined_at: AwareDatetime | None = Field(
+        None, description="When the household joined (tz-aware)."
+    )
+
+
+# --------------------------------------------------------------------------- markets, scheduler
+
+
+class Brokerage(StrictModel):
+    """Participation in KPX small-scale brokerage (소규모 전력중개)."""
+
+    enabled: bool = False
+    broker_id: Identifier | None = None
+    broker_fee_krw_per_kwh: float = Field(0.0, ge=0.0)
+    rec_weight: float = Field(1.0, ge=0.0, le=5.0, description="REC multiplier.")
+    rec_price_krw_per_kwh: float = Field(0.0, ge=0.0)
+    resources: tuple[Identifier, ...] = Field(
+        (), description="Asset ids offered through the broker."
+    )
+    portfolio_file: Path | None = Field(
+        None, description="Broker portfolio CSV (see docs/markets.md), relative to the file."
+    )
+    registered_at: AwareDatetime | None = None
+
+    _resolve = field_validator("portfolio_file")(resolve_path)
+
+
+class DemandResponse(StrictModel):
+    """Participation in demand response (국민DR or 플러스DR)."""
+
+    enabled: bool = False
+    program: Literal["kukmin_dr", "plus_dr", "standard_dr"] = "kukmin_dr"
+    cbl_method: Literal["max4of5", "mid6of10", "mid4of6", "mid8of10", "hmid4of6"] = Field(
+        "mid6of10", description="KPX 별표28 baseline; hmid4of6 is the 플러스DR weekend one."
+    )
+    auto_opt_in: bool = Field(True, description="Accept events automatically within limits.")
+    max_reduction_kw: NonNegative = Field(0.0, description="Largest reduction to commit.")
+    min_notice_min: int = Field(30, ge=0, le=24 * 60, description="Shortest notice accepted.")
+    response_time_min: int | None = Field(
+        None, ge=1, le=24 * 60, description="Registered response time RT (default: notice)."
+    )
+    count_temporary_holidays: bool = Field(
+        False, description="Treat ad-hoc 임시공휴일 as holidays in CBL day selection."
+    )
+    participants: tuple[Identifier, ...] = Field(
+        (), description="Meter ids of participating households (default: all households)."
+    )
+    household_reward_share: Fraction = Field(
+        1.0, description="Share of DR compensation passed on to households."
+    )
+    enrolled_at: AwareDatetime | None = None
+
+
+class Scheduler(StrictModel):
+    """Timing of the runtime's jobs."""
+
+    step_min: Literal[5, 15, 30, 60] = Field(15, description="Plan resolution.")
+    poll_interval_s: float = Field(5.0, gt=0.0, le=3600.0, description="Device polling.")
+    replan_interval_min: int = Field(15, ge=1, le=24 * 60, description="Rolling re-plan.")
+    horizon_h: int = Field(36, ge=1, le=7 * 24, description="Rolling plan horizon.")
+    day_ahead_time: time = Field(
+        time(9, 30), description="Local time of the D-1 plan (before KPX's 10:00 bids)."
+    )
+    setpoint_expiry_s: float = Field(
+        60.0, gt=0.0, le=3600.0, description="Each setpoint lapses after this."
+    )
+
+    @field_validator("day_ahead_time", mode="before")
+    @classmethod
+    def _parse_clock(cls, value: object) -> object:
+        return clock_from_yaml(value)
+
+
+# --------------------------------------------------------------------------- root
+
+
+class SiteConfig(StrictModel):
+    """One site: the root of a site YAML file."""
+
+    schema_version: Literal[1] = 1
+    site: Site
+    assets: Assets = Assets()
+    loads: Loads = Loads()
+    meters: tuple[Meter, ...] = ()
+    ami_sources: tuple[AmiSource, ...] = ()
+    households: tuple[Household, ...] = ()
+    brokerage: Brokerage = Brokerage()
+    demand_response: DemandResponse = DemandResponse()
+    scheduler: Scheduler = Scheduler()

@@ -1,0 +1,159 @@
+"""Devices of a site: drivers built from the SiteConfig's ``connection`` blocks.
+
+Maps the site model onto :mod:`device_drivers`: one shared Modbus endpoint per
+(protocol, host, port) or serial port, one driver per device (profile or SunSpec), and
+the simulator's site description. AMI meters are not polled (their data arrives as files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cems.config.model import (
+    AmiConnection,
+    ModbusRtuConnection,
+    ModbusTcpConnection,
+    SiteConfig,
+)
+from device_drivers.modbus_device import Clock, ModbusDevice, utc_now
+from device_drivers.profiles import SUNSPEC, load_profile
+from device_drivers.sim.twin import SimDeviceSpec, SiteSpec
+from device_drivers.sunspec.client import SunSpecDevice
+from device_drivers.transport import EndpointSpec, ModbusEndpoint
+from device_drivers.types import Quality, Reading
+
+Driver = ModbusDevice | SunSpecDevice
+ModbusConnection = ModbusTcpConnection | ModbusRtuConnection
+
+#: Asset section -> simulator device kind.
+_SIM_KIND = {"pv": "pv_inverter", "ess": "ess", "fuel_cells": "fuel_cell",
+             "ev_chargers": "ev_charger", "meters": "meter"}
+
+
+@dataclass(frozen=True)
+class SiteDevice:
+    """One polled device of the site."""
+
+    id: str
+    section: str  # pv | ess | fuel_cells | ev_chargers | meters | deferrable
+    address: str  # endpoint label and device id
+    driver: Driver
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    """The outcome of reading one device once."""
+
+    id: str
+    address: str
+    readings: dict[str, Reading]
+    error: str
+
+    @property
+    def quality(self) -> Quality:
+        """``comm_lost`` if unreachable, ``invalid`` if any value is, else ``good``."""
+        if self.error or any(r.quality is Quality.COMM_LOST for r in self.readings.values()):
+            return Quality.COMM_LOST
+        if any(r.quality is Quality.INVALID for r in self.readings.values()):
+            return Quality.INVALID
+        return Quality.GOOD
+
+
+def connections(config: SiteConfig) -> Iterator[tuple[str, str, Any, Any]]:
+    """Yield ``(id, section, object, connection)`` for every object with a connection."""
+    assets = config.assets
+    for section, items in (("pv", assets.pv), ("ess", assets.ess),
+                           ("fuel_cells", assets.fuel_cells),
+                           ("ev_chargers", assets.ev_chargers),
+                           ("meters", config.meters),
+                           ("deferrable", config.loads.deferrable)):
+        for item in items:
+            if item.connection is not None:
+                yield item.id, section, item, item.connection
+
+
+def _endpoint_spec(conn: ModbusConnection) -> EndpointSpec:
+    if isinstance(conn, ModbusRtuConnection):
+        return EndpointSpec("modbus_rtu", serial_port=conn.serial_port, baudrate=conn.baudrate,
+                            parity=conn.parity, stopbits=conn.stopbits)
+    return EndpointSpec(conn.protocol, host=conn.host, port=conn.port)
+
+
+def build_devices(config: SiteConfig, *, clock: Clock = utc_now) -> list[SiteDevice]:
+    """A driver for every Modbus device of the site; endpoints shared per address.
+
+    ``clock`` timestamps the readings (a simulated clock in stepped runs)."""
+    endpoints: dict[EndpointSpec, ModbusEndpoint] = {}
+    devices: list[SiteDevice] = []
+    for device_id, section, _item, conn in connections(config):
+        if isinstance(conn, AmiConnection):
+            continue
+        spec = _endpoint_spec(conn)
+        endpoint = endpoints.get(spec)
+        if endpoint is None:
+            endpoint = endpoints[spec] = ModbusEndpoint(spec, timeout_s=conn.timeout_s)
+        else:
+            endpoint.timeout_s = max(endpoint.timeout_s, conn.timeout_s)
+        driver: Driver
+        if conn.profile == SUNSPEC:
+            driver = SunSpecDevice(name=device_id, endpoint=endpoint, device_id=conn.device_id,
+                                   clock=clock)
+        else:
+            driver = ModbusDevice(name=device_id, endpoint=endpoint, device_id=conn.device_id,
+                                  profile=load_profile(conn.profile), clock=clock)
+        devices.append(SiteDevice(device_id, section, f"{spec.label} #{conn.device_id}", driver))
+    return devices
+
+
+def ami_meters(config: SiteConfig) -> dict[str, list[str]]:
+    """AMI meter ids per AMI source id."""
+    out: dict[str, list[str]] = {}
+    for meter in config.meters:
+        if isinstance(meter.connection, AmiConnection):
+            out.setdefault(meter.connection.source, []).append(meter.id)
+    return out
+
+
+async def read_all(devices: list[SiteDevice]) -> list[DeviceResult]:
+    """Poll every device once, concurrently across endpoints; close the endpoints after."""
+
+    async def one(dev: SiteDevice) -> DeviceResult:
+        readings = await dev.driver.poll()
+        return DeviceResult(dev.id, dev.address, readings, dev.driver.last_error)
+
+    try:
+        return list(await asyncio.gather(*(one(d) for d in devices)))
+    finally:
+        for endpoint in {id(d.driver.endpoint): d.driver.endpoint for d in devices}.values():
+            await endpoint.close()
+
+
+def simulation_spec(config: SiteConfig, *, seed: int = 1) -> tuple[SiteSpec, list[str]]:
+    """The simulator's description of the site, and the ids it cannot simulate (why)."""
+    sims: list[SimDeviceSpec] = []
+    skipped: list[str] = []
+    for device_id, section, item, conn in connections(config):
+        if isinstance(conn, AmiConnection):
+            continue
+        if not isinstance(conn, ModbusTcpConnection):
+            skipped.append(f"{device_id}: serial Modbus RTU is not simulated")
+            continue
+        kind = _SIM_KIND.get(section)
+        if kind is None:
+            skipped.append(f"{device_id}: {section} loads are not simulated")
+            continue
+        params: dict[str, Any] = item.model_dump(exclude={"connection", "id"})
+        if section == "meters":
+            params = {"role": "grid" if item.kind == "grid" else "sub"}
+        sims.append(SimDeviceSpec(device_id, kind, conn.host, conn.port, conn.device_id,
+                                  conn.profile, params, conn.protocol))
+    base = config.loads.base
+    daily = base.daily_energy_kwh or ((base.peak_kw or 100.0) * 24 * 0.6)
+    site = config.site
+    spec = SiteSpec(site.latitude, site.longitude, site.timezone, tuple(sims),
+                    base_load_daily_kwh=daily, seed=seed)
+    return spec, skipped
+

@@ -1,0 +1,1 @@
+"""Dispatch: turn plans into safe, expiring device commands."""

@@ -1,0 +1,223 @@
+"""The dispatch safety layer: it ranks above the plan.
+
+Pure functions that turn what the plan (or the fallback) asks of a device into a command
+that is safe *now*: clamped to the device's static limits and to what it reports live
+(SOC, available power), given an expiry, and replaced by the device's safe state when its
+data are stale or its link is lost. :func:`hold_grid_limits` then trims the whole set so
+the site stays within its import and export limits when the real load departs from the
+forecast.
+
+Sign conventions (as the device profiles): ESS ``power_kw`` > 0 discharges into the site,
+< 0 charges; EV charger ``power_kw`` > 0 charges the vehicle, < 0 is V2G; fuel cell and
+deferrable-load power >= 0; PV commands are an AC power cap in kW.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+DeviceKind = Literal["ess", "ev_charger", "fuel_cell", "pv", "deferrable"]
+Reason = Literal["plan", "fallback", "safety", "limit"]
+
+#: Stale after this many poll intervals without a good reading.
+STALE_AFTER_POLLS = 2
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    """Static limits of one device, from the site file (kW, kWh, fractions)."""
+
+    device_id: str
+    kind: DeviceKind
+    max_charge_kw: float = 0.0  # ESS charge / EV charge / FC, PV, load max output
+    max_discharge_kw: float = 0.0  # ESS discharge / EV V2G
+    min_kw: float = 0.0  # EV minimum charging rate, fuel-cell minimum while running
+    safe_kw: float = 0.0  # fuel cell: output to ramp to when control is lost
+    capacity_kwh: float = 0.0
+    soc_min: float = 0.0
+    soc_max: float = 1.0
+    charge_efficiency: float = 1.0
+    discharge_efficiency: float = 1.0
+    ramp_kw_per_min: float | None = None
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """What the device last told us."""
+
+    device_id: str
+    last_good: datetime | None  # time of the last good reading
+    comm_ok: bool = True
+    soc: float | None = None  # 0-1; ESS, or the connected EV when known
+    available_charge_kw: float | None = None  # live limit reported by the device
+    available_discharge_kw: float | None = None
+    power_kw: float | None = None  # present output (sign as the command)
+    ev_connected: bool | None = None  # chargers: a vehicle is plugged in
+
+
+@dataclass(frozen=True)
+class Command:
+    """A setpoint for one device, valid until ``expires``."""
+
+    device_id: str
+    power_kw: float
+    expires: datetime
+    reason: Reason
+    requested_kw: float | None = None  # what was asked, when it differs
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def clamped(self) -> bool:
+        return self.requested_kw is not None and not math.isclose(
+            self.requested_kw, self.power_kw, abs_tol=1e-9
+        )
+
+
+def is_stale(status: DeviceStatus, now: datetime, poll_interval_s: float) -> bool:
+    """True when the link is down or no good reading came for two poll intervals."""
+    if not status.comm_ok or status.last_good is None:
+        return True
+    return now - status.last_good > timedelta(seconds=STALE_AFTER_POLLS * poll_interval_s)
+
+
+def safe_state(limits: DeviceLimits, status: DeviceStatus | None, now: datetime,
+               expiry: timedelta, note: str) -> Command:
+    """The device's safe state: ESS 0 kW, V2G stopped (EV at its minimum rate while a car
+    is plugged in), fuel cell at ``safe_kw``, deferrable load off, PV uncapped."""
+    if limits.kind == "ev_charger":
+        connected = status is not None and status.ev_connected
+        power = limits.min_kw if connected else 0.0
+    elif limits.kind == "fuel_cell":
+        power = limits.safe_kw
+    elif limits.kind == "pv":
+        power = limits.max_charge_kw
+    else:
+        power = 0.0
+    return Command(limits.device_id, power, now + expiry, "safety", notes=(note,))
+
+
+def clamp(requested_kw: float, limits: DeviceLimits, status: DeviceStatus, *, now: datetime,
+          expiry: timedelta, dt_h: float, reason: Reason = "plan") -> Command:
+    """Clamp a requested power to static limits, live limits and the SOC window.
+
+    ``dt_h`` is how long the command may run (its expiry, in hours): an ESS may not
+    discharge more than the energy above ``soc_min`` in that time, nor charge more than
+    the room below ``soc_max``.
+    """
+    notes: list[str] = []
+    if not math.isfinite(requested_kw):
+        note = f"requested {requested_kw} is not a number"
+        return safe_state(limits, status, now, expiry, note)
+    low, high = _bounds(limits, status, dt_h, notes)
+    power = min(max(requested_kw, low), high)
+    if limits.kind in ("fuel_cell", "ev_charger") and 0 < power < limits.min_kw:
+        # Below the minimum running power: run at the minimum, or off if that overshoots.
+        power = limits.min_kw if limits.min_kw <= high else 0.0
+        notes.append(f"raised to the {limits.min_kw:g} kW minimum or switched off")
+    if limits.ramp_kw_per_min is not None and status.power_kw is not None:
+        step = limits.ramp_kw_per_min * dt_h * 60.0
+        ramped = min(max(power, status.power_kw - step), status.power_kw + step)
+        if ramped != power:
+            notes.append(f"ramp limit {limits.ramp_kw_per_min:g} kW/min")
+            power = ramped
+    if power != requested_kw:
+        notes.append(f"clamped to [{low:g}, {high:g}] kW")
+    return Command(
+        limits.device_id,
+        power,
+        now + expiry,
+        reason,
+        requested_kw if power != requested_kw else None,
+        tuple(notes),
+    )
+
+
+def _bounds(limits: DeviceLimits, status: DeviceStatus, dt_h: float,
+            notes: list[str]) -> tuple[float, float]:
+    """Lowest and highest allowed power for the device now."""
+    if limits.kind in ("ess", "ev_charger"):
+        charge, discharge = limits.max_charge_kw, limits.max_discharge_kw
+        if status.available_charge_kw is not None:
+            charge = min(charge, max(status.available_charge_kw, 0.0))
+        if status.available_discharge_kw is not None:
+            discharge = min(discharge, max(status.available_discharge_kw, 0.0))
+        if status.soc is not None and limits.capacity_kwh > 0 and dt_h > 0:
+            above_min_kwh = max(status.soc - limits.soc_min, 0.0) * limits.capacity_kwh
+            below_max_kwh = max(limits.soc_max - status.soc, 0.0) * limits.capacity_kwh
+            discharge = min(discharge, above_min_kwh * limits.discharge_efficiency / dt_h)
+            charge = min(charge, below_max_kwh / limits.charge_efficiency / dt_h)
+            if status.soc <= limits.soc_min:
+                notes.append(f"SOC {status.soc:.3f} at or below soc_min {limits.soc_min}")
+            if status.soc >= limits.soc_max:
+                notes.append(f"SOC {status.soc:.3f} at or above soc_max {limits.soc_max}")
+        if limits.kind == "ess":
+            return -charge, discharge
+        if status.ev_connected is False:
+            return 0.0, 0.0
+        return -discharge, charge
+    return 0.0, limits.max_charge_kw
+
+
+def hold_grid_limits(
+    commands: Sequence[Command],
+    limits: Mapping[str, DeviceLimits],
+    *,
+    grid_kw: float,
+    import_limit_kw: float,
+    export_limit_kw: float,
+) -> list[Command]:
+    """Trim commands so the measured grid exchange returns within the site's limits.
+
+    ``grid_kw`` is the present exchange (import > 0) *with the commands' predecessors in
+    force*; the change each command makes relative to the device's present output is not
+    known here, so the correction is applied as additional power: to cut import, first
+    reduce EV charging, then deferrable loads, then add ESS discharge; to cut export, first
+    add ESS charging, then cap PV. Each adjusted command stays within its device limits.
+    """
+    result = list(commands)
+    excess = grid_kw - import_limit_kw
+    if excess > 1e-9:
+        order = (("ev_charger", -1.0), ("deferrable", -1.0), ("ess", +1.0))
+        excess = _shift(result, limits, order, excess, "import")
+    surplus = -grid_kw - export_limit_kw
+    if surplus > 1e-9:
+        order = (("ess", -1.0), ("pv", -1.0))
+        _shift(result, limits, order, surplus, "export")
+    return result
+
+
+def _shift(commands: list[Command], limits: Mapping[str, DeviceLimits],
+           order: Sequence[tuple[DeviceKind, float]], amount_kw: float, what: str) -> float:
+    """Move commands in ``direction`` (by kind, in order) until ``amount_kw`` is covered."""
+    for kind, direction in order:
+        for i, command in enumerate(commands):
+            device = limits.get(command.device_id)
+            if amount_kw <= 1e-9 or device is None or device.kind != kind:
+                continue
+            if command.reason == "safety":
+                continue  # a device in its safe state is not touched
+            if direction > 0:
+                room = device.max_discharge_kw - command.power_kw
+            elif kind == "ess":
+                room = command.power_kw + device.max_charge_kw
+            elif kind == "ev_charger":
+                room = max(command.power_kw, 0.0)
+            else:
+                room = command.power_kw
+            delta = min(max(room, 0.0), amount_kw)
+            if delta <= 0:
+                continue
+            amount_kw -= delta
+            commands[i] = replace(
+                command,
+                power_kw=command.power_kw + direction * delta,
+                reason="limit",
+                requested_kw=command.requested_kw
+                if command.requested_kw is not None else command.power_kw,
+                notes=(*command.notes, f"{delta:g} kW moved to hold the {what} limit"),
+            )
+    return amount_kw

@@ -1,0 +1,2 @@
+"""Forecasts: PV (pvlib clear-sky, scaled by measured performance), load by similar days,
+EV sessions from history, and forecast accuracy."""

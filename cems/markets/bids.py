@@ -1,0 +1,148 @@
+"""Day-ahead bid files for the two KPX forecast rounds (규칙 제14.4.1조).
+
+Round 1 closes at 10:00 and round 2 at 17:00 on the day before delivery (D-1); each round
+carries 24 hourly values per resource. The latest file written before a deadline is the
+valid one; when round 2 is missing the last earlier submission (round 1) counts
+(제14.4.1조 ② 3호, 4호).
+
+JSON format (``cems-kpx-bid/1``), the file :mod:`cems.markets.brokerage` settles from::
+
+    {"format": "cems-kpx-bid/1", "delivery_date": "2026-07-21", "round": 1,
+     "deadline": "2026-07-20T10:00:00+09:00", "timezone": "Asia/Seoul", "unit": "kWh",
+     "hours": ["00:00", ..., "23:00"],
+     "resources": [{"resource_id": "pv-01", "kind": "pv", "capacity_kw": 1000.0,
+                    "forecast_kwh": [24 numbers]}, ...],
+     "aggregate_kwh": [24 numbers]}
+
+CSV format: one row per resource and a final ``TOTAL`` row, columns
+``delivery_date,round,deadline,resource_id,kind,capacity_kw,h01..h24`` where ``h01`` is the
+hour 00:00-01:00 (KPX 1시) and ``h24`` the hour 23:00-24:00.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cems.errors import InputError
+from cems.markets.portfolio import HOURS, Portfolio
+
+FORMAT = "cems-kpx-bid/1"
+#: Local deadline hour on D-1 per round (규칙 제14.4.1조 ② 1호).
+DEADLINE_HOUR = {1: 10, 2: 17}
+
+
+def deadline(delivery: date, round_no: int, tz: str) -> pd.Timestamp:
+    """The submission deadline of ``round_no`` for ``delivery`` (D-1 10:00 or 17:00 local)."""
+    if round_no not in DEADLINE_HOUR:
+        raise InputError(f"round must be 1 or 2, got {round_no}")
+    day_before = delivery - timedelta(days=1)
+    return pd.Timestamp(f"{day_before.isoformat()}T{DEADLINE_HOUR[round_no]:02d}:00", tz=tz)
+
+
+def bid_path(directory: str | Path, delivery: date, round_no: int, suffix: str = "json") -> Path:
+    """Conventional file name of a bid: ``bid_2026-07-21_r1.json``."""
+    return Path(directory) / f"bid_{delivery.isoformat()}_r{round_no}.{suffix}"
+
+
+@dataclass(frozen=True)
+class Bid:
+    """One round's forecast: a (resources x 24) kWh matrix in portfolio order."""
+
+    delivery: date
+    round_no: int
+    tz: str
+    resource_ids: tuple[str, ...]
+    forecast_kwh: np.ndarray
+
+    @property
+    def aggregate_kwh(self) -> np.ndarray:
+        """The portfolio's hourly total."""
+        return self.forecast_kwh.sum(axis=0)
+
+    def to_json(self, portfolio: Portfolio) -> dict[str, Any]:
+        """The ``cems-kpx-bid/1`` document."""
+        by_id = {r.resource_id: r for r in portfolio.resources}
+        return {
+            "format": FORMAT,
+            "delivery_date": self.delivery.isoformat(),
+            "round": self.round_no,
+            "deadline": deadline(self.delivery, self.round_no, self.tz).isoformat(),
+            "timezone": self.tz,
+            "unit": "kWh",
+            "hours": [f"{h:02d}:00" for h in range(HOURS)],
+            "resources": [
+                {
+                    "resource_id": rid,
+                    "kind": by_id[rid].kind,
+                    "capacity_kw": by_id[rid].capacity_kw,
+                    "forecast_kwh": [round(float(v), 6) for v in self.forecast_kwh[i]],
+                }
+                for i, rid in enumerate(self.resource_ids)
+            ],
+            "aggregate_kwh": [round(float(v), 6) for v in self.aggregate_kwh],
+        }
+
+    def to_csv(self, portfolio: Portfolio) -> str:
+        """The wide CSV form (one row per resource plus ``TOTAL``)."""
+        by_id = {r.resource_id: r for r in portfolio.resources}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["delivery_date", "round", "deadline", "resource_id", "kind",
+                         "capacity_kw", *[f"h{h:02d}" for h in range(1, HOURS + 1)]])
+        stamp = deadline(self.delivery, self.round_no, self.tz).isoformat()
+        head = [self.delivery.isoformat(), self.round_no, stamp]
+        for i, rid in enumerate(self.resource_ids):
+            writer.writerow([*head, rid, by_id[rid].kind, f"{by_id[rid].capacity_kw:g}",
+                             *[f"{v:g}" for v in self.forecast_kwh[i]]])
+        total_kw = sum(r.capacity_kw for r in portfolio.resources)
+        writer.writerow([*head, "TOTAL", "aggregate", f"{total_kw:g}",
+                         *[f"{v:g}" for v in self.aggregate_kwh]])
+        return buffer.getvalue()
+
+
+def read_bid(path: str | Path, portfolio: Portfolio, delivery: date, round_no: int) -> Bid:
+    """Read a JSON bid and check it matches the portfolio, the day and the round."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: bid file not found; write it with `cems broker bid`") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{file}: not a readable JSON bid: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{file}: not a {FORMAT} bid file")
+    if data.get("delivery_date") != delivery.isoformat() or data.get("round") != round_no:
+        raise InputError(
+            f"{file}: is the round {data.get('round')} bid for {data.get('delivery_date')}, "
+            f"expected round {round_no} for {delivery.isoformat()}"
+        )
+    rows = {item.get("resource_id"): item for item in data.get("resources", [])}
+    matrix = np.zeros((len(portfolio.resources), HOURS))
+    for i, resource in enumerate(portfolio.resources):
+        item = rows.get(resource.resource_id)
+        if item is None:
+            raise InputError(f"{file}: no forecast for resource {resource.resource_id!r}")
+        values = item.get("forecast_kwh")
+        if not isinstance(values, list) or len(values) != HOURS:
+            raise InputError(f"{file}: resource {resource.resource_id!r} needs 24 forecast_kwh "
+                             "values")
+        try:
+            matrix[i] = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise InputError(f"{file}: resource {resource.resource_id!r} has a non-numeric "
+                             "forecast") from None
+    extra = set(rows) - set(portfolio.ids)
+    if extra:
+        raise InputError(f"{file}: resource(s) {', '.join(sorted(map(str, extra)))} are not in "
+                         "the portfolio")
+    return Bid(delivery, round_no, str(data.get("timezone", "Asia/Seoul")),
+               tuple(portfolio.ids), matrix)

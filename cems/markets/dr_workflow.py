@@ -1,0 +1,242 @@
+"""The DR event workflow: an accepted event -> a plan with a hard import cap -> settlement.
+
+Thin orchestration over the pure parts (:mod:`cems.markets.cbl`, :mod:`cems.markets.dr_plan`,
+:mod:`cems.markets.dr_settlement`), the planner (:mod:`cems.planning`, :mod:`optimizer`) and
+the telemetry store (:mod:`cems.store`):
+
+1. :func:`commitment_for` computes the participants' aggregate CBL for the event intervals
+   (KPX 별표28, the site's ``demand_response.cbl_method``) and the per-interval import cap
+   ``CBL / step - committed_kw`` (:func:`cems.markets.dr_plan.import_bounds_kw`).
+2. :func:`plan_for_event` re-plans from the live state with that cap as a *hard* DR event in
+   every covered plan step (the optimiser's ``DrEvent(hard=True)``: import <= baseline -
+   reduction), so the plan cannot exceed CBL minus the committed reduction.
+3. :func:`settle_and_store`, after the event, measures the reduction against the CBL from
+   metered usage, computes the KPX compensation and the household rewards
+   (:func:`cems.markets.dr_settlement.settle_event`) and stores the event, one ``dr``
+   settlement and one ``dr_reward`` settlement per household (detail with ``household_id``
+   and ``meter_id``, read by the resident report).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from cems.config.model import SiteConfig
+from cems.errors import InputError, translate_library_errors
+from cems.markets.calendar import DrCalendar
+from cems.markets.cbl import CblResult, compute_cbl, get_method
+from cems.markets.dr_plan import import_bounds_kw
+from cems.markets.dr_settlement import Settlement, settle_event
+from cems.markets.events import DrEvent
+from cems.runtime.planner import Plan, horizon, make_plan
+from cems.runtime.state import SiteState
+from cems.store import TelemetryStore
+
+
+@dataclass(frozen=True)
+class DrCommitment:
+    """What an accepted event asks of the planner.
+
+    ``cbl`` holds the per-meter and aggregate baselines of the event intervals;
+    ``import_max_kw`` is the import cap per CBL interval (index: interval starts).
+    """
+
+    event: DrEvent
+    cbl: CblResult
+    import_max_kw: pd.Series
+
+    @property
+    def baseline_kw(self) -> pd.Series:
+        """The aggregate CBL as average power per interval (kW)."""
+        kwh = self.cbl.aggregate.kwh
+        return kwh / _step_h(kwh.index)
+
+
+def _step_h(index: pd.DatetimeIndex) -> float:
+    if len(index) > 1:
+        return (index[1] - index[0]).total_seconds() / 3600.0
+    return 0.25
+
+
+def participants(config: SiteConfig) -> tuple[str, ...]:
+    """Meter ids of the DR participants: ``demand_response.participants`` or every
+    household meter of the site."""
+    meters = config.demand_response.participants or tuple(h.meter for h in config.households)
+    if not meters:
+        raise InputError("demand_response: no participants (list meter ids in "
+                         "demand_response.participants or add households with meters)")
+    return tuple(meters)
+
+
+def calendar_for(config: SiteConfig) -> DrCalendar:
+    """The DR calendar with the site's 임시공휴일 choice."""
+    return DrCalendar(count_temporary_holidays=config.demand_response.count_temporary_holidays)
+
+
+def _check_usage(config: SiteConfig, usage: pd.DataFrame) -> None:
+    missing = [c for c in ("timestamp", "meter_id", "import_kwh") if c not in usage.columns]
+    if missing:
+        raise InputError(f"usage: missing column(s) {', '.join(missing)}; expected "
+                         "timestamp,meter_id,import_kwh")
+    if len(usage) and pd.DatetimeIndex(usage["timestamp"]).tz is None:
+        raise InputError("usage: timestamps have no time zone; give tz-aware interval starts")
+    known = sorted(set(participants(config)))
+    unknown = sorted(set(usage["meter_id"]) - set(known))
+    if unknown:
+        listed = ", ".join(known[:5]) + (f", ... ({len(known)} in all)" if len(known) > 5 else "")
+        raise InputError(f"usage: meter(s) {', '.join(unknown[:5])} are not DR participants of "
+                         f"the site (known: {listed}); remove their rows or add them to "
+                         "demand_response.participants")
+
+
+def event_cbl(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
+              past_event_days: Collection[date] = ()) -> CblResult:
+    """The participants' CBL for the event intervals at 15-minute resolution.
+
+    국민DR counts missing individual readings as 0 (별표28 3.4.6); the other programs skip
+    reference days with missing data (3.4.2).
+    """
+    _check_usage(config, usage)
+    dr = config.demand_response
+    return compute_cbl(
+        usage, event.start, event.end, get_method(dr.cbl_method),
+        calendar=calendar_for(config), event_days=past_event_days,
+        missing="zero" if event.program == "kukmin_dr" else "exclude_day",
+        resolution="15min", tz=config.site.timezone, meters=participants(config))
+
+
+def commitment_for(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
+                   past_event_days: Collection[date] = ()) -> DrCommitment:
+    """The CBL and the import cap of a reduction event; errors when it cannot be met."""
+    if event.program == "plus_dr":
+        raise InputError(f"event {event.event_id!r}: 플러스DR (demand increase) needs an import "
+                         "floor, which the optimiser does not model yet; plan it by hand")
+    if event.committed_kw is None or event.committed_kw <= 0:
+        raise InputError(f"event {event.event_id!r}: no committed reduction (committed_kw); "
+                         "an accepted event must say how many kW are cut")
+    cbl = event_cbl(config, usage, event, past_event_days=past_event_days)
+    caps = import_bounds_kw(cbl.aggregate.kwh, event.committed_kw)
+    baseline_kw = cbl.aggregate.kwh / _step_h(cbl.aggregate.kwh.index)
+    short = baseline_kw[baseline_kw < event.committed_kw]
+    if len(short):
+        raise InputError(
+            f"event {event.event_id!r}: the committed reduction {event.committed_kw:g} kW is "
+            f"larger than the baseline ({short.iloc[0]:.3f} kW at "
+            f"{short.index[0].isoformat()}); commit at most the baseline")
+    return DrCommitment(event, cbl, caps)
+
+
+def dr_events_frame(commitment: DrCommitment, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Planning-input rows (``PlanningInputs.dr_events``): one hard event per plan step of
+    the event window, baseline = the lowest CBL power of the intervals the step overlaps."""
+    event = commitment.event
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+    baseline = commitment.baseline_kw
+    slot = baseline.index[1] - baseline.index[0] if len(baseline) > 1 else pd.Timedelta(
+        minutes=15)
+    rows = []
+    for start in index[(index < event.end) & (index + step > event.start)]:
+        end = start + step
+        overlap = baseline[(baseline.index < end) & (baseline.index + slot > start)]
+        rows.append({"start": start, "end": end, "baseline_kw": float(overlap.min()),
+                     "reduction_kw": float(event.committed_kw or 0.0),
+                     "price_krw_per_kwh": 0.0, "mode": "hard"})
+    columns = ["start", "end", "baseline_kw", "reduction_kw", "price_krw_per_kwh", "mode"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def plan_for_event(config: SiteConfig, state: SiteState, now: datetime,
+                   commitment: DrCommitment, *, horizon_h: int | None = None,
+                   load_forecast_kw: pd.Series | None = None, time_limit_s: float = 20.0,
+                   kind: str = "dr") -> Plan:
+    """Re-plan from ``now`` with the event's hard import cap (like
+    :func:`cems.runtime.planner.make_plan`, plus the DR rows). The horizon is extended to
+    cover the event. Raises :class:`cems.errors.InfeasibleError` when the cap cannot be met."""
+    event = commitment.event
+    stamp = pd.Timestamp(now)
+    if stamp.tzinfo is None:
+        raise InputError(f"now {stamp.isoformat()} has no time zone")
+    if event.start <= stamp:
+        raise InputError(f"event {event.event_id!r} starts {event.start.isoformat()}, not "
+                         f"after now ({stamp.isoformat()}); nothing left to plan")
+    step_min = config.scheduler.step_min
+    hours = horizon_h or config.scheduler.horizon_h
+    needed = math.ceil((event.end - stamp.floor(f"{step_min}min")).total_seconds() / 3600.0)
+    index = horizon(stamp.tz_convert(config.site.timezone).to_pydatetime(), step_min,
+                    max(hours, needed))
+    rows = dr_events_frame(commitment, index)
+    with translate_library_errors():
+        plan = make_plan(config, state, index[0].to_pydatetime(), kind=kind,
+                         horizon_h=max(hours, needed), time_limit_s=time_limit_s,
+                         load_forecast_kw=load_forecast_kw, dr_events=rows)
+    plan.created = stamp.to_pydatetime()
+    plan.notes.append(f"DR event {event.event_id}: import <= CBL - "
+                      f"{event.committed_kw:g} kW in {len(rows)} step(s)")
+    return plan
+
+
+def record_event(store: TelemetryStore, event: DrEvent, *, opted_in: bool | None,
+                 status: str, detail: Mapping[str, Any] | None = None) -> None:
+    """Insert or update the event row (``dr_events``)."""
+    store.upsert_dr_event({
+        "event_id": event.event_id, "start": event.start.to_pydatetime(),
+        "end": event.end.to_pydatetime(),
+        "kind": "increase" if event.program == "plus_dr" else "reduce",
+        "reduction_kw": float(event.committed_kw or 0.0), "price_krw_per_kwh": None,
+        "notified": event.notified_at.to_pydatetime(), "source": event.source,
+        "opted_in": opted_in, "status": status,
+        "detail": {"program": event.program, **dict(detail or {})},
+    })
+
+
+def settle_and_store(config: SiteConfig, store: TelemetryStore, usage: pd.DataFrame,
+                     event: DrEvent, *, rbp_krw_per_kw: float, mrt_h: float,
+                     mgp_krw_per_kwh: float | Mapping[pd.Timestamp, float],
+                     past_event_days: Collection[date] = ()) -> Settlement:
+    """Settle a finished 국민DR event from metered usage and store the results.
+
+    RT is ``demand_response.response_time_min`` (default ``min_notice_min``); the household
+    share is ``household_reward_share``. Refuses to settle an event twice.
+    """
+    _check_usage(config, usage)
+    done = store.settlements("dr")
+    if not done.empty and (done["reference"] == event.event_id).any():
+        raise InputError(f"event {event.event_id!r} is already settled in the store")
+    dr = config.demand_response
+    settlement = settle_event(
+        usage, event, get_method(dr.cbl_method), rbp_krw_per_kw=rbp_krw_per_kw, mrt_h=mrt_h,
+        mgp_krw_per_kwh=mgp_krw_per_kwh,
+        response_time_min=dr.response_time_min or dr.min_notice_min,
+        household_share=dr.household_reward_share, participants=participants(config),
+        past_event_days=past_event_days, calendar=calendar_for(config),
+        tz=config.site.timezone)
+    start, end = event.start.to_pydatetime(), event.end.to_pydatetime()
+    record_event(store, event, opted_in=True, status="settled",
+                 detail={"reduction_kwh": settlement.reduction_kwh,
+                         "compensation_krw": settlement.compensation_krw})
+    store.record_settlement(kind="dr", reference=event.event_id, start=start, end=end,
+                            amount_krw=settlement.compensation_krw, detail={
+                                "program": event.program, "method": settlement.method.name,
+                                "reduction_kwh": settlement.reduction_kwh,
+                                "unit_price_krw_per_kwh": settlement.unit_price_krw_per_kwh,
+                                "response_time_weight": settlement.response_time_weight,
+                                "household_pool_krw": settlement.household_pool_krw,
+                                "unallocated_krw": settlement.unallocated_krw,
+                                "participants": list(settlement.participants),
+                                "excluded": settlement.excluded,
+                                "reference_days": list(settlement.reference_days)})
+    household_of = {h.meter: h.id for h in config.households}
+    for h in settlement.households:
+        store.record_settlement(kind="dr_reward", reference=event.event_id, start=start,
+                                end=end, amount_krw=h.reward_krw, detail={
+                                    "household_id": household_of.get(h.meter_id),
+                                    "meter_id": h.meter_id, "cbl_kwh": h.cbl_kwh,
+                                    "usage_kwh": h.usage_kwh,
+                                    "reduction_kwh": h.reduction_kwh})
+    return settlement

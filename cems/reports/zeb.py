@@ -1,0 +1,162 @@
+"""District zero-energy indicators: 에너지자립률, the ZEB grade, self-sufficiency and
+self-consumption. Pure functions over numbers and arrays.
+
+에너지자립률 (%) = annual primary energy produced on site ÷ annual primary energy required ×
+100, each carrier weighted by its primary-energy factor (「제로에너지건축물 인증 기준」,
+국토교통부고시 제2024-893호, in force 2025-01-01). It is a gross annual ratio and may exceed
+100 %. Self-sufficiency and self-consumption are time-matched (per interval) ratios and never
+exceed 100 %; they are reported next to it, never mixed with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from cems.errors import InputError
+
+#: Primary-energy factors by carrier (electricity 2.75, fuel 1.1, district heat 0.728).
+DEFAULT_PRIMARY_FACTORS: Mapping[str, float] = {
+    "electricity": 2.75,
+    "fuel": 1.1,
+    "district_heat": 0.728,
+}
+
+#: 제1호 thresholds: (grade, smallest 에너지자립률 in %), best first.
+INDEPENDENCE_THRESHOLDS_PCT: tuple[tuple[str, float], ...] = (
+    ("ZEB+", 120.0),
+    ("1", 100.0),
+    ("2", 80.0),
+    ("3", 60.0),
+    ("4", 40.0),
+    ("5", 20.0),
+)
+
+#: 제2호 thresholds: (grade, net primary energy must be BELOW this, kWh/m²·yr), best first.
+NET_PRIMARY_THRESHOLDS: Mapping[str, tuple[tuple[str, float], ...]] = {
+    "residential": (("ZEB+", -10.0), ("1", 10.0), ("2", 30.0), ("3", 50.0), ("4", 70.0),
+                    ("5", 90.0)),
+    "non_residential": (("ZEB+", -70.0), ("1", -30.0), ("2", 10.0), ("3", 50.0), ("4", 90.0),
+                        ("5", 130.0)),
+}
+
+_RANK = {grade: rank for rank, (grade, _) in enumerate(INDEPENDENCE_THRESHOLDS_PCT)}
+
+
+def primary_energy_kwh(
+    energy_kwh: Mapping[str, float], factors: Mapping[str, float] = DEFAULT_PRIMARY_FACTORS
+) -> float:
+    """Primary energy of final energy by carrier (``{'electricity': kWh, ...}``)."""
+    total = 0.0
+    for carrier, kwh in energy_kwh.items():
+        if carrier not in factors:
+            raise InputError(
+                f"no primary-energy factor for carrier {carrier!r}; known: {sorted(factors)}"
+            )
+        if not np.isfinite(kwh) or kwh < 0:
+            raise InputError(f"{carrier}: energy {kwh!r} kWh must be a finite number >= 0")
+        total += float(kwh) * float(factors[carrier])
+    return total
+
+
+def energy_independence_pct(
+    produced_kwh: Mapping[str, float],
+    required_kwh: Mapping[str, float],
+    factors: Mapping[str, float] = DEFAULT_PRIMARY_FACTORS,
+) -> float | None:
+    """에너지자립률 in % (None when nothing is required, i.e. the ratio is undefined)."""
+    required = primary_energy_kwh(required_kwh, factors)
+    if required <= 0:
+        return None
+    return primary_energy_kwh(produced_kwh, factors) / required * 100.0
+
+
+def grade_from_independence(independence_pct: float | None) -> str | None:
+    """ZEB grade by 제1호 (에너지자립률); None below 20 % or when undefined."""
+    if independence_pct is None:
+        return None
+    for grade, threshold in INDEPENDENCE_THRESHOLDS_PCT:
+        if independence_pct >= threshold:
+            return grade
+    return None
+
+
+def grade_from_net_primary(net_kwh_per_m2_year: float | None, use: str = "residential"
+                           ) -> str | None:
+    """ZEB grade by 제2호 (net primary energy per m² and year, below each bound)."""
+    if net_kwh_per_m2_year is None:
+        return None
+    if use not in NET_PRIMARY_THRESHOLDS:
+        raise InputError(f"building use {use!r}: use 'residential' or 'non_residential'")
+    for grade, bound in NET_PRIMARY_THRESHOLDS[use]:
+        if net_kwh_per_m2_year < bound:
+            return grade
+    return None
+
+
+def zeb_grade(independence_pct: float | None, net_kwh_per_m2_year: float | None = None,
+              use: str = "residential") -> str | None:
+    """The better of the 제1호 and 제2호 grades (ZEB+ best, then 1 ... 5), or None."""
+    grades = [g for g in (grade_from_independence(independence_pct),
+                          grade_from_net_primary(net_kwh_per_m2_year, use)) if g is not None]
+    if not grades:
+        return None
+    return min(grades, key=lambda g: _RANK[g])
+
+
+def self_sufficiency_pct(local_kwh: np.ndarray, demand_kwh: np.ndarray) -> float | None:
+    """Time-matched self-sufficiency: Σ min(local, demand) ÷ Σ demand × 100."""
+    local, demand = _pair(local_kwh, demand_kwh)
+    total = float(demand.sum())
+    return None if total <= 0 else float(np.minimum(local, demand).sum()) / total * 100.0
+
+
+def self_consumption_pct(local_kwh: np.ndarray, demand_kwh: np.ndarray) -> float | None:
+    """Time-matched self-consumption: Σ min(local, demand) ÷ Σ local × 100."""
+    local, demand = _pair(local_kwh, demand_kwh)
+    total = float(local.sum())
+    return None if total <= 0 else float(np.minimum(local, demand).sum()) / total * 100.0
+
+
+def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise InputError(f"series lengths differ ({x.shape} vs {y.shape}); align them first")
+    if (x < 0).any() or (y < 0).any() or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InputError("energies must be finite and >= 0 for self-sufficiency")
+    return x, y
+
+
+@dataclass(frozen=True)
+class ZebIndicators:
+    """District indicators for one period (usually a year)."""
+
+    produced_kwh: dict[str, float]
+    required_kwh: dict[str, float]
+    factors: dict[str, float]
+    independence_pct: float | None
+    grade: str | None
+    self_sufficiency_pct: float | None
+    self_consumption_pct: float | None
+
+
+def zeb_indicators(
+    produced_kwh: Mapping[str, float],
+    required_kwh: Mapping[str, float],
+    local_kwh: np.ndarray,
+    demand_kwh: np.ndarray,
+    factors: Mapping[str, float] = DEFAULT_PRIMARY_FACTORS,
+) -> ZebIndicators:
+    """에너지자립률 and grade from annual totals, and the time-matched rates from series."""
+    independence = energy_independence_pct(produced_kwh, required_kwh, factors)
+    return ZebIndicators(
+        produced_kwh=dict(produced_kwh),
+        required_kwh=dict(required_kwh),
+        factors=dict(factors),
+        independence_pct=independence,
+        grade=grade_from_independence(independence),
+        self_sufficiency_pct=self_sufficiency_pct(local_kwh, demand_kwh),
+        self_consumption_pct=self_consumption_pct(local_kwh, demand_kwh),
+    )

@@ -1,0 +1,1 @@
+"""The CEMS runtime: poll, store, forecast, plan, dispatch safely, on a schedule."""

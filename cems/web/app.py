@@ -1,0 +1,302 @@
+"""The FastAPI application: REST API (OpenAPI at /openapi.json) and the HTML pages.
+
+Build with :func:`create_app`; ``cems serve`` runs it under uvicorn. Access rules are in
+:mod:`cems.web.deps`; login and sessions in :mod:`cems.web.auth`; pages in
+:mod:`cems.web.pages`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from cems import __version__
+from cems.config.model import SiteConfig
+from cems.errors import CemsError
+from cems.reports import data
+from cems.reports.daily import daily_report, dr_event_dict
+from cems.reports.district import district_zeb, zeb_dict
+from cems.reports.render import html_to_pdf, resident_html
+from cems.reports.resident import resident_report
+from cems.store import TelemetryStore
+from cems.web.auth import LoginThrottle, Sessions, User, verify
+from cems.web.deps import COOKIE, AppState, check_household, current_user, require, state
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; "
+    "form-action 'self'",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+MAX_READINGS = 20_000
+
+DateQuery = Annotated[date | None, Query(alias="date", description="YYYY-MM-DD")]
+api = APIRouter(prefix="/api")
+
+
+class LoginBody(BaseModel):
+    """Credentials for ``POST /api/login``."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class DrEventBody(BaseModel):
+    """A manual DR event (operators only)."""
+
+    event_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    start: AwareDatetime
+    end: AwareDatetime
+    kind: str = Field("reduce", pattern="^(reduce|increase)$")
+    reduction_kw: float = Field(ge=0.0)
+    price_krw_per_kwh: float | None = Field(None, ge=0.0)
+
+
+def _month(month: str | None, config: SiteConfig) -> str:
+    if month is None:
+        return pd.Timestamp.now(tz=config.site.timezone).strftime("%Y-%m")
+    data.month_bounds(month, config.site.timezone)  # validates
+    return month
+
+
+def _day(day: date | None, config: SiteConfig) -> date:
+    return day or pd.Timestamp.now(tz=config.site.timezone).date()
+
+
+def login_user(request: Request, username: str, password: str) -> tuple[User, str, float]:
+    """Check credentials; create a session. Logs the username only, never the password."""
+    st = state(request)
+    if st.throttle.blocked(username):
+        log.warning("login refused for user %r: too many failures", username)
+        raise HTTPException(status_code=429, detail="too many failed logins; wait 5 minutes")
+    user = verify(st.users, username, password)
+    if user is None:
+        st.throttle.failed(username)
+        log.warning("login refused for user %r", username)
+        raise HTTPException(status_code=401, detail="wrong username or password")
+    st.throttle.succeeded(username)
+    token, expires = st.sessions.create(user)
+    log.info("login ok for user %r (role %s)", user.username, user.role)
+    return user, token, expires
+
+
+def set_session_cookie(response: Response, token: str, request: Request) -> None:
+    """HttpOnly, SameSite=Strict session cookie (Secure when served over HTTPS)."""
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https",
+                        max_age=int(state(request).sessions.ttl_s))
+
+
+@api.post("/login", tags=["auth"])
+def api_login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    """Log in; returns a bearer token (also set as a cookie) and its expiry."""
+    user, token, expires = login_user(request, body.username, body.password)
+    set_session_cookie(response, token, request)
+    return {"token": token, "token_type": "bearer",
+            "expires_at": pd.Timestamp(expires, unit="s", tz="UTC").isoformat(),
+            "role": user.role, "household_id": user.household_id}
+
+
+@api.post("/logout", tags=["auth"])
+def api_logout(request: Request, response: Response) -> dict[str, str]:
+    """End the session."""
+    from cems.web.deps import token_of
+
+    state(request).sessions.drop(token_of(request))
+    response.delete_cookie(COOKIE)
+    return {"status": "logged out"}
+
+
+@api.get("/me", tags=["auth"])
+def me(request: Request) -> dict[str, Any]:
+    """Who is logged in."""
+    user = current_user(request)
+    return {"username": user.username, "role": user.role, "household_id": user.household_id}
+
+
+@api.get("/households", tags=["households"])
+def households(request: Request) -> list[dict[str, Any]]:
+    """Households: all for operators, one's own for residents."""
+    user = require(request, "operator", "resident")
+    rows = state(request).config.households
+    return [{"id": h.id, "name": h.name, "meter": h.meter, "tariff_plan": h.tariff_plan,
+             "asset_share": h.asset_share} for h in rows
+            if user.role == "operator" or h.id == user.household_id]
+
+
+@api.get("/households/{household_id}/report", tags=["households"])
+def household_report(household_id: str, request: Request,
+                     month: str | None = Query(None, description="YYYY-MM")) -> dict[str, Any]:
+    """The household's monthly savings report (bills itemised, daily and 12-month trend)."""
+    check_household(request, household_id)
+    st = state(request)
+    report = resident_report(st.config, st.store, household_id, _month(month, st.config))
+    return report.to_dict()
+
+
+@api.get("/households/{household_id}/report.pdf", tags=["households"])
+def household_report_pdf(household_id: str, request: Request, month: str | None = None,
+                         lang: str = Query("ko", pattern="^(ko|en)$")) -> Response:
+    """The same report as a PDF."""
+    check_household(request, household_id)
+    st = state(request)
+    report = resident_report(st.config, st.store, household_id, _month(month, st.config))
+    return Response(html_to_pdf(resident_html(report, lang)), media_type="application/pdf")
+
+
+@api.get("/households/{household_id}/usage", tags=["households"])
+def household_usage(household_id: str, request: Request,
+                    month: str | None = None) -> list[dict[str, Any]]:
+    """The household meter's interval import/export kWh for a month."""
+    check_household(request, household_id)
+    st = state(request)
+    h = data.household(st.config, household_id)
+    start, end = data.month_bounds(_month(month, st.config), st.config.site.timezone)
+    frame = data.household_usage(st.config, st.store, h.meter, start, end)
+    return [{"start": t.isoformat(), "import_kwh": float(r.import_kwh),
+             "export_kwh": float(r.export_kwh)} for t, r in frame.iterrows()]
+
+
+@api.get("/readings", tags=["telemetry"])
+def readings(request: Request, start: AwareDatetime, end: AwareDatetime,
+             device: str | None = None, quantity: str | None = None) -> list[dict[str, Any]]:
+    """Raw readings in [start, end). Residents may read only their own meter."""
+    user = require(request, "operator", "broker", "resident")
+    st = state(request)
+    if user.role == "resident":
+        own = next((h.meter for h in st.config.households if h.id == user.household_id), None)
+        if own is None or device != own:
+            raise HTTPException(status_code=403, detail="residents read only their own meter")
+    frame = st.store.readings(device=device, quantity=quantity, start=start, end=end)
+    if len(frame) > MAX_READINGS:
+        raise HTTPException(status_code=400, detail=f"more than {MAX_READINGS} readings; "
+                            "narrow start/end or name a device")
+    return [{"time": r.time.isoformat(), "device": r.device, "quantity": r.quantity,
+             "value": None if pd.isna(r.value) else float(r.value), "quality": r.quality}
+            for r in frame.itertuples()]
+
+
+@api.get("/plans/latest", tags=["plans"])
+def latest_plan(request: Request, kind: str | None = None) -> dict[str, Any] | None:
+    """The most recently created optimiser plan (schedule as JSON table)."""
+    require(request, "operator", "broker")
+    return state(request).store.latest_plan(kind)
+
+
+@api.get("/kpis", tags=["reports"])
+def kpis(request: Request, day: DateQuery = None) -> dict[str, Any]:
+    """The day's KPIs (energy, peak, self-sufficiency, self-consumption, cost)."""
+    require(request, "operator", "broker")
+    st = state(request)
+    d = _day(day, st.config)
+    return {"date": d.isoformat(), **daily_report(st.config, st.store, d).kpis}
+
+
+@api.get("/reports/daily", tags=["reports"])
+def report_daily(request: Request, day: DateQuery = None
+                 ) -> dict[str, Any]:
+    """The operator daily report (plan vs actual per asset, alarms, bids, DR events)."""
+    require(request, "operator")
+    st = state(request)
+    return daily_report(st.config, st.store, _day(day, st.config)).to_dict()
+
+
+@api.get("/zeb", tags=["reports"])
+def zeb(request: Request, year: int = Query(..., ge=2000, le=2100)) -> dict[str, Any]:
+    """에너지자립률, ZEB grade and time-matched rates for a calendar year."""
+    require(request, "operator", "broker")
+    st = state(request)
+    tz = st.config.site.timezone
+    start = pd.Timestamp(f"{year}-01-01", tz=tz)
+    indicators, notes = district_zeb(st.config, st.store, start, start + pd.DateOffset(years=1))
+    return zeb_dict(indicators, notes)
+
+
+@api.get("/dr-events", tags=["markets"])
+def dr_events(request: Request) -> list[dict[str, Any]]:
+    """DR events of the district (every role; residents take part in them)."""
+    current_user(request)
+    rows = state(request).store.dr_events()
+    return [] if rows.empty else [dr_event_dict(r) for r in rows.to_dict("records")]
+
+
+@api.post("/dr-events", tags=["markets"], status_code=201)
+def add_dr_event(body: DrEventBody, request: Request) -> dict[str, Any]:
+    """Enter a manual DR event (operators only)."""
+    user = require(request, "operator")
+    if body.end <= body.start:
+        raise HTTPException(status_code=422, detail="end must be after start")
+    state(request).store.upsert_dr_event({
+        "event_id": body.event_id, "start": body.start, "end": body.end, "kind": body.kind,
+        "reduction_kw": body.reduction_kw, "price_krw_per_kwh": body.price_krw_per_kwh,
+        "notified": pd.Timestamp.now(tz="UTC"), "source": "manual", "status": "scheduled",
+        "detail": {"entered_by": user.username}})
+    log.info("manual DR event %s entered by %s", body.event_id, user.username)
+    return {"event_id": body.event_id, "status": "scheduled"}
+
+
+@api.get("/bids", tags=["markets"])
+def bids(request: Request, trade_date: date | None = None) -> list[dict[str, Any]]:
+    """Brokerage / DR bids submitted (optionally one trading day)."""
+    require(request, "operator", "broker")
+    from sqlalchemy import select
+
+    from cems.store import schema
+
+    t = schema.bids
+    query = select(t).order_by(t.c.submitted_us)
+    if trade_date is not None:
+        query = query.where(t.c.trade_date == trade_date.isoformat())
+    with state(request).store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [{"id": r["id"], "market": r["market"], "trade_date": r["trade_date"],
+             "round": r["round"],
+             "submitted": pd.Timestamp(r["submitted_us"], unit="us", tz="UTC").isoformat(),
+             "payload_json": r["payload_json"]} for r in rows]
+
+
+@api.get("/alarms", tags=["telemetry"])
+def alarms(request: Request, open_only: bool = False) -> list[dict[str, Any]]:
+    """Alarms (operators only)."""
+    require(request, "operator")
+    rows = state(request).store.alarms(open_only=open_only)
+    return [] if rows.empty else [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in rows.to_dict("records")]
+
+
+def create_app(config: SiteConfig, store: TelemetryStore, users: dict[str, User], *,
+               session_ttl_s: float = 3600.0, sessions: Sessions | None = None) -> FastAPI:
+    """Build the app for one site, store and user table."""
+    from cems.web.pages import pages
+
+    app = FastAPI(title=f"CEMS · {config.site.name}", version=__version__,
+                  docs_url=None, redoc_url=None)
+    app.state.cems = AppState(config, store, users, sessions or Sessions(session_ttl_s),
+                              LoginThrottle())
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    @app.exception_handler(CemsError)
+    async def cems_error(_request: Request, exc: CemsError) -> JSONResponse:
+        return JSONResponse(status_code=400, content={"detail": str(exc)})
+
+    app.include_router(api)
+    app.include_router(pages)
+    return app

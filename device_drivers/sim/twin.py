@@ -1,0 +1,234 @@
+"""The digital twin: site models stepped on a simulated clock, exposed as canonical values.
+
+Independent of any network code: :class:`Twin` maps device names to physical models and
+turns their state into canonical register values (``active_power_kw``, ``soc_pct`` ...),
+and accepts setpoint writes. :class:`SimClock` runs ``speed`` times faster than real time.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from device_drivers import DeviceError
+from device_drivers.sim.physics import (
+    Clouds,
+    EssModel,
+    EvChargerModel,
+    FuelCellModel,
+    LoadModel,
+    MeterModel,
+    PvModel,
+    solar_position_deg,
+)
+
+SimKind = Literal["pv_inverter", "ess", "fuel_cell", "ev_charger", "meter"]
+
+
+@dataclass(frozen=True)
+class SimDeviceSpec:
+    """One simulated device: where it is served and the parameters of its physics.
+
+    ``params`` are the asset's site fields (``kwp``, ``capacity_kwh`` ...); for a meter,
+    ``params["role"]`` is ``grid`` (sums the whole site) or ``sub`` (the base load).
+    """
+
+    name: str
+    kind: SimKind
+    host: str
+    port: int
+    device_id: int
+    profile: str
+    params: dict[str, Any] = field(default_factory=dict)
+    protocol: Literal["modbus_tcp", "modbus_rtu_over_tcp"] = "modbus_tcp"
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """Everything the twin needs about a site."""
+
+    latitude: float
+    longitude: float
+    timezone: str
+    devices: tuple[SimDeviceSpec, ...]
+    base_load_daily_kwh: float = 2000.0
+    seed: int = 1
+
+
+class SimClock:
+    """Simulated time: ``start`` + (wall time elapsed) x ``speed``; tz-aware."""
+
+    def __init__(self, *, start: datetime, speed: float = 1.0) -> None:
+        if start.tzinfo is None:
+            raise DeviceError("SimClock start must be timezone-aware, e.g. 2026-07-01T12:00+09:00")
+        if speed <= 0:
+            raise DeviceError(f"simulation speed must be > 0, got {speed}")
+        self.start = start
+        self.speed = speed
+        self._wall0 = time.monotonic()
+
+    def now(self) -> datetime:
+        """Current simulated time."""
+        return self.start + timedelta(seconds=(time.monotonic() - self._wall0) * self.speed)
+
+
+def _float(params: dict[str, Any], key: str, default: float | None = None) -> float:
+    value = params.get(key, default)
+    if value is None:
+        raise DeviceError(f"simulated device needs parameter {key!r}")
+    return float(value)
+
+
+class Twin:
+    """The physical state of a whole site, stepped in simulated time."""
+
+    def __init__(self, site: SiteSpec, *, start: datetime) -> None:
+        self.site = site
+        self.tz = ZoneInfo(site.timezone)
+        self.rng = random.Random(site.seed)
+        self.clouds = Clouds(random.Random(site.seed + 1))
+        self.time = start
+        self.load = LoadModel(site.base_load_daily_kwh, random.Random(site.seed + 2))
+        self.specs = {d.name: d for d in site.devices}
+        self.models: dict[str, Any] = {}
+        for i, spec in enumerate(site.devices):
+            self.models[spec.name] = self._build(spec, random.Random(site.seed + 10 + i))
+        self.step(0.0)
+
+    @staticmethod
+    def _build(spec: SimDeviceSpec, rng: random.Random) -> Any:
+        p = spec.params
+        if spec.kind == "pv_inverter":
+            return PvModel(kwp=_float(p, "kwp"), inverter_ac_kw=_float(p, "inverter_ac_kw"),
+                           losses_pct=_float(p, "losses_pct", 14.0),
+                           tilt_deg=_float(p, "tilt_deg", 0.0),
+                           azimuth_deg=_float(p, "azimuth_deg", 180.0))
+        if spec.kind == "ess":
+            soc = _float(p, "soc_initial", 0.5)
+            return EssModel(
+                capacity_kwh=_float(p, "capacity_kwh"), max_charge_kw=_float(p, "max_charge_kw"),
+                max_discharge_kw=_float(p, "max_discharge_kw"),
+                charge_efficiency=_float(p, "charge_efficiency", 0.95),
+                discharge_efficiency=_float(p, "discharge_efficiency", 0.95),
+                soc_min=_float(p, "soc_min", 0.1), soc_max=_float(p, "soc_max", 0.9), soc=soc,
+            )
+        if spec.kind == "fuel_cell":
+            ramp = p.get("ramp_kw_per_min")
+            model = FuelCellModel(
+                min_kw=_float(p, "min_kw", 0.0), max_kw=_float(p, "max_kw"),
+                ramp_kw_per_min=None if ramp is None else float(ramp),
+                heat_recovery_ratio=_float(p, "heat_recovery_ratio", 0.0),
+            )
+            model.setpoint_kw = model.power_kw = _float(p, "initial_kw", model.min_kw)
+            return model
+        if spec.kind == "ev_charger":
+            model = EvChargerModel(
+                max_kw=_float(p, "max_kw"), rng=rng, min_kw=_float(p, "min_kw", 0.0),
+                max_discharge_kw=_float(p, "max_discharge_kw", 0.0)
+                if p.get("bidirectional") else 0.0,
+                efficiency=_float(p, "efficiency", 0.92),
+            )
+            if rng.random() < 0.5:
+                model.arrive(rng.uniform(20, 60), rng.uniform(1, 8))
+            return model
+        if spec.kind == "meter":
+            return MeterModel()
+        raise DeviceError(f"simulated device {spec.name}: unknown kind {spec.kind!r}")
+
+    # ------------------------------------------------------------------ stepping
+
+    def advance_to(self, when: datetime, *, max_step_s: float = 60.0) -> None:
+        """Step up to ``when`` in sub-steps of at most ``max_step_s`` simulated seconds."""
+        remaining_h = (when - self.time).total_seconds() / 3600
+        while remaining_h > 1e-12:
+            dt_h = min(remaining_h, max_step_s / 3600)
+            self.step(dt_h)
+            remaining_h -= dt_h
+
+    def step(self, dt_h: float) -> None:
+        """Advance every model by ``dt_h`` hours of simulated time."""
+        self.time = self.time + timedelta(hours=dt_h)
+        elevation, sun_azimuth = solar_position_deg(
+            self.time, self.site.latitude, self.site.longitude
+        )
+        cloud = self.clouds.step(dt_h)
+        local = self.time.astimezone(self.tz)
+        self.load.step(local.hour + local.minute / 60 + local.second / 3600)
+        net_kw = self.load.power_kw
+        for model in self.models.values():
+            if isinstance(model, PvModel):
+                model.step(dt_h, elevation, cloud, sun_azimuth)
+                net_kw -= model.power_kw
+            elif isinstance(model, EssModel | FuelCellModel):
+                model.step(dt_h)
+                net_kw -= model.power_kw
+            elif isinstance(model, EvChargerModel):
+                model.step(dt_h)
+                net_kw += model.power_kw
+        for name, model in self.models.items():
+            if isinstance(model, MeterModel):
+                role = self.specs[name].params.get("role", "grid")
+                power = net_kw if role == "grid" else self.load.power_kw
+                model.update(power, dt_h, self.rng)
+
+    # ------------------------------------------------------------------ values
+
+    def values(self, name: str) -> dict[str, float]:
+        """Canonical register values of device ``name`` (engineering units)."""
+        out = self._values(name)
+        out["heartbeat_count"] = float(int(self.time.timestamp()) & 0xFFFF)
+        return out
+
+    def _values(self, name: str) -> dict[str, float]:
+        m = self.models[name]
+        if isinstance(m, PvModel):
+            return {"active_power_kw": m.power_kw, "energy_total_kwh": m.energy_kwh,
+                    "status": 2.0 if m.power_kw > 0 else 1.0, "power_limit_pct": m.power_limit_pct}
+        if isinstance(m, EssModel):
+            return {"soc_pct": m.soc * 100, "active_power_kw": m.power_kw,
+                    "available_charge_kw": m.available_charge_kw(),
+                    "available_discharge_kw": m.available_discharge_kw(),
+                    "energy_capacity_kwh": m.capacity_kwh, "max_charge_kw": m.max_charge_kw,
+                    "status": 2.0 if abs(m.power_kw) > 0 else 1.0,
+                    "power_setpoint_kw": m.setpoint_kw,
+                    "setpoint_timeout_s": m.setpoint_timeout_s}
+        if isinstance(m, FuelCellModel):
+            return {"active_power_kw": m.power_kw, "heat_output_kw": m.heat_kw,
+                    "status": float(m.status), "power_setpoint_kw": m.setpoint_kw}
+        if isinstance(m, EvChargerModel):
+            setpoint = m.setpoint_kw if m.setpoint_kw is not None else 0.0
+            return {"active_power_kw": m.power_kw, "session_state": float(m.session_state),
+                    "ev_soc_pct": m.ev_soc_pct if m.connected else 0.0,
+                    "session_energy_kwh": m.session_energy_kwh, "power_setpoint_kw": setpoint}
+        assert isinstance(m, MeterModel)
+        # balanced three phases: I = |P| / (3 x V_phase)
+        current_a = abs(m.power_kw) * 1000 / (3 * m.voltage_v)
+        return {"voltage_l1_v": m.voltage_v, "voltage_l2_v": m.voltage_v + 0.4,
+                "voltage_l3_v": m.voltage_v - 0.3, "active_power_kw": m.power_kw,
+                "import_energy_kwh": m.import_kwh, "export_energy_kwh": m.export_kwh,
+                "current_l1_a": current_a, "current_l2_a": current_a,
+                "current_l3_a": current_a, "frequency_hz": 60.0}
+
+    def apply_write(self, name: str, register: str, value: float) -> None:
+        """Apply a setpoint written by a client to the physical model."""
+        m = self.models[name]
+        if isinstance(m, EssModel) and register == "power_setpoint_kw":
+            m.set_setpoint(value)
+        elif isinstance(m, EssModel) and register == "setpoint_timeout_s":
+            m.setpoint_timeout_s = value
+        elif isinstance(m, PvModel) and register == "power_limit_pct":
+            m.power_limit_pct = value
+        elif isinstance(m, FuelCellModel | EvChargerModel) and register == "power_setpoint_kw":
+            m.setpoint_kw = value
+        else:
+            raise DeviceError(f"simulated {name}: register {register} is not a setpoint")
+
+    def state(self) -> dict[str, dict[str, float]]:
+        """True physical state of every device (for tests and the runtime)."""
+        out = {name: self.values(name) for name in self.models}
+        out["_site"] = {"base_load_kw": self.load.power_kw, "cloud_factor": self.clouds.factor}
+        return out

@@ -1,0 +1,40 @@
+"""Dispatch optimiser: a Pyomo model solved by HiGHS.
+
+A pure API (no file I/O, no configuration parsing, no :mod:`cems` import). Errors raised
+here derive from :class:`OptimizerError`.
+"""
+
+from __future__ import annotations
+
+
+class OptimizerError(RuntimeError):
+    """Root of every error raised by :mod:`optimizer`."""
+
+
+class InfeasibleError(OptimizerError):
+    """The problem has no feasible schedule; the message names the conflicting inputs."""
+
+
+from optimizer.problem import (  # noqa: E402
+    Brokerage,
+    ChargerGroup,
+    DeferrableLoad,
+    DemandCharge,
+    DispatchProblem,
+    DrEvent,
+    EvCharger,
+    EvSession,
+    FuelCell,
+    Grid,
+    PvSource,
+    SolveOptions,
+    Storage,
+)
+from optimizer.results import DispatchResult  # noqa: E402
+from optimizer.solve import DispatchModel, solve  # noqa: E402
+
+__all__ = [
+    "Brokerage", "ChargerGroup", "DeferrableLoad", "DemandCharge", "DispatchModel",
+    "DispatchProblem", "DispatchResult", "DrEvent", "EvCharger", "EvSession", "FuelCell",
+    "Grid", "InfeasibleError", "OptimizerError", "PvSource", "SolveOptions", "Storage", "solve",
+]

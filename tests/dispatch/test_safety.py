@@ -1,0 +1,176 @@
+"""The dispatch safety layer, checked against hand arithmetic."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cems.dispatch.fallback import plan_covers, self_consumption_commands
+from cems.dispatch.safety import (
+    Command,
+    DeviceLimits,
+    DeviceStatus,
+    clamp,
+    hold_grid_limits,
+    is_stale,
+    safe_state,
+)
+
+NOW = datetime(2026, 7, 1, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+EXPIRY = timedelta(minutes=15)
+DT_H = 0.25
+
+ESS = DeviceLimits(
+    "ess-1", "ess", max_charge_kw=100, max_discharge_kw=100, capacity_kwh=200,
+    soc_min=0.1, soc_max=0.9, charge_efficiency=0.95, discharge_efficiency=0.95,
+)
+EV = DeviceLimits("evc-1", "ev_charger", max_charge_kw=11, max_discharge_kw=11, min_kw=1.4)
+FC = DeviceLimits("fc-1", "fuel_cell", max_charge_kw=200, min_kw=60, safe_kw=60,
+                  ramp_kw_per_min=20)
+PV = DeviceLimits("pv-1", "pv", max_charge_kw=92)
+
+
+def status(device_id: str, **kwargs) -> DeviceStatus:
+    return DeviceStatus(device_id, last_good=NOW - timedelta(seconds=1), **kwargs)
+
+
+def test_discharge_limited_by_energy_above_soc_min():
+    # (0.15 - 0.10) x 200 kWh = 10 kWh above the floor; x 0.95 / 0.25 h = 38 kW.
+    cmd = clamp(100, ESS, status("ess-1", soc=0.15), now=NOW, expiry=EXPIRY, dt_h=DT_H)
+    assert cmd.power_kw == pytest.approx(38.0)
+    assert cmd.requested_kw == 100 and cmd.clamped
+    assert cmd.expires == NOW + EXPIRY
+
+
+def test_charge_limited_by_room_below_soc_max():
+    # (0.90 - 0.88) x 200 = 4 kWh of room; / 0.95 / 0.25 h = 16.842 kW of AC charging.
+    cmd = clamp(-100, ESS, status("ess-1", soc=0.88), now=NOW, expiry=EXPIRY, dt_h=DT_H)
+    assert cmd.power_kw == pytest.approx(-4 / 0.95 / 0.25)
+
+
+def test_live_available_power_wins_over_nameplate():
+    cmd = clamp(-80, ESS, status("ess-1", soc=0.5, available_charge_kw=30), now=NOW,
+                expiry=EXPIRY, dt_h=DT_H)
+    assert cmd.power_kw == -30
+
+
+def test_within_limits_passes_unchanged():
+    cmd = clamp(-20, ESS, status("ess-1", soc=0.5), now=NOW, expiry=EXPIRY, dt_h=DT_H)
+    assert cmd.power_kw == -20 and not cmd.clamped and cmd.reason == "plan"
+
+
+def test_nan_request_gives_safe_state():
+    cmd = clamp(math.nan, ESS, status("ess-1", soc=0.5), now=NOW, expiry=EXPIRY, dt_h=DT_H)
+    assert cmd.power_kw == 0.0 and cmd.reason == "safety"
+
+
+def test_v2g_and_charging_limits_and_unplugged_charger():
+    plugged = status("evc-1", ev_connected=True)
+    assert clamp(-20, EV, plugged, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == -11
+    assert clamp(20, EV, plugged, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 11
+    # 0.5 kW is below the 1.4 kW minimum: run at the minimum.
+    assert clamp(0.5, EV, plugged, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 1.4
+    unplugged = status("evc-1", ev_connected=False)
+    assert clamp(7, EV, unplugged, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 0.0
+
+
+def test_fuel_cell_minimum_and_ramp():
+    # 30 kW is below the 60 kW minimum -> 60 kW.
+    assert clamp(30, FC, status("fc-1"), now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 60
+    # From 100 kW with 20 kW/min over 1 minute, at most 120 kW.
+    cmd = clamp(200, FC, status("fc-1", power_kw=100), now=NOW, expiry=timedelta(minutes=1),
+                dt_h=1 / 60)
+    assert cmd.power_kw == pytest.approx(120)
+
+
+def test_stale_after_two_poll_intervals():
+    assert not is_stale(DeviceStatus("m", NOW - timedelta(seconds=9)), NOW, 5.0)
+    assert is_stale(DeviceStatus("m", NOW - timedelta(seconds=11)), NOW, 5.0)
+    assert is_stale(DeviceStatus("m", NOW, comm_ok=False), NOW, 5.0)
+    assert is_stale(DeviceStatus("m", None), NOW, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "state", "expected_kw"),
+    [
+        (ESS, status("ess-1", soc=0.5), 0.0),
+        (EV, status("evc-1", ev_connected=True), 1.4),
+        (EV, status("evc-1", ev_connected=False), 0.0),
+        (FC, status("fc-1"), 60.0),
+        (PV, status("pv-1"), 92.0),
+    ],
+)
+def test_safe_states(limits, state, expected_kw):
+    cmd = safe_state(limits, state, NOW, EXPIRY, "comm lost")
+    assert cmd.power_kw == expected_kw
+    assert cmd.reason == "safety" and cmd.expires == NOW + EXPIRY
+
+
+def test_hold_import_limit_cuts_ev_first_then_discharges_ess():
+    limits = {
+        "evc-1": EV,
+        "evc-2": DeviceLimits("evc-2", "ev_charger", max_charge_kw=50),
+        "ess-1": ESS,
+    }
+    commands = [
+        Command("evc-1", 10.0, NOW + EXPIRY, "plan"),
+        Command("evc-2", 50.0, NOW + EXPIRY, "plan"),
+        Command("ess-1", 0.0, NOW + EXPIRY, "plan"),
+    ]
+    # 1,580 kW measured against a 1,500 kW limit: 80 kW too much.
+    # EVs give 10 + 50 = 60 kW, the ESS discharges the remaining 20 kW.
+    held = hold_grid_limits(commands, limits, grid_kw=1580, import_limit_kw=1500,
+                            export_limit_kw=800)
+    assert [c.power_kw for c in held] == [0.0, 0.0, 20.0]
+    assert all(c.reason == "limit" for c in held)
+
+
+def test_hold_export_limit_charges_ess_then_caps_pv():
+    limits = {"ess-1": ESS, "pv-1": PV}
+    commands = [
+        Command("ess-1", -60.0, NOW + EXPIRY, "plan"),
+        Command("pv-1", 92.0, NOW + EXPIRY, "plan"),
+    ]
+    # Exporting 900 kW against 800: 100 kW surplus. The ESS can add 40 kW of charging
+    # (from -60 to its -100 limit), the PV cap drops by the other 60 kW (92 -> 32).
+    held = hold_grid_limits(commands, limits, grid_kw=-900, import_limit_kw=1500,
+                            export_limit_kw=800)
+    assert [c.power_kw for c in held] == [-100.0, 32.0]
+
+
+def test_safety_commands_are_not_moved_by_limit_holding():
+    limits = {"ess-1": ESS}
+    commands = [Command("ess-1", 0.0, NOW + EXPIRY, "safety")]
+    held = hold_grid_limits(commands, limits, grid_kw=1600, import_limit_kw=1500,
+                            export_limit_kw=800)
+    assert held[0].power_kw == 0.0 and held[0].reason == "safety"
+
+
+def test_fallback_shares_deficit_by_power_limit():
+    small = DeviceLimits("ess-2", "ess", max_charge_kw=50, max_discharge_kw=50,
+                         capacity_kwh=100, soc_min=0.1, soc_max=0.9)
+    big = DeviceLimits("ess-1", "ess", max_charge_kw=250, max_discharge_kw=250,
+                       capacity_kwh=500, soc_min=0.1, soc_max=0.9)
+    statuses = {
+        "ess-1": status("ess-1", soc=0.5),
+        "ess-2": status("ess-2", soc=0.5),
+        "evc-1": status("evc-1", ev_connected=True),
+    }
+    commands = self_consumption_commands(
+        net_load_kw=150, limits=[big, small, EV], statuses=statuses, now=NOW, expiry=EXPIRY
+    )
+    # 150 kW deficit split 250:50 -> 125 kW and 25 kW; the charger at its 1.4 kW minimum.
+    assert [c.power_kw for c in commands] == [pytest.approx(125), pytest.approx(25), 1.4]
+    assert all(c.reason == "fallback" for c in commands)
+    surplus = self_consumption_commands(
+        net_load_kw=-60, limits=[big, small], statuses=statuses, now=NOW, expiry=EXPIRY
+    )
+    assert [c.power_kw for c in surplus] == [pytest.approx(-50), pytest.approx(-10)]
+
+
+def test_plan_covers():
+    assert plan_covers(NOW - timedelta(hours=1), NOW + timedelta(hours=1), NOW)
+    assert not plan_covers(NOW - timedelta(hours=2), NOW, NOW)

@@ -1,0 +1,156 @@
+"""Infeasible inputs name their cause; MPC updates equal fresh solves; the compile is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optimizer import (
+    ChargerGroup,
+    DeferrableLoad,
+    DispatchModel,
+    DispatchProblem,
+    DrEvent,
+    EvCharger,
+    EvSession,
+    Grid,
+    InfeasibleError,
+    OptimizerError,
+    PvSource,
+    SolveOptions,
+    Storage,
+    solve,
+)
+from optimizer.model import build_layout
+from optimizer.problem import precheck
+from optimizer.solve import compile_matrix, to_pyomo
+
+
+def _ev_problem(target: float) -> DispatchProblem:
+    # session s3: 2 h (8 x 15 min) on an 11 kW charger with efficiency 1.0 -> at most 22 kWh
+    return DispatchProblem(
+        n_steps=8, step_h=0.25, grid=Grid(import_price_krw_per_kwh=100),
+        chargers=(EvCharger("c1", max_kw=11, efficiency=1.0),),
+        ev_sessions=(EvSession("s3", "c1", 0, 8, battery_kwh=100, soc_arrival=0.1,
+                               soc_target=target),))
+
+
+def test_unreachable_ev_target_is_named_when_strict() -> None:
+    # 0.1 -> 0.5 of 100 kWh = 40 kWh in 2 h on 11 kW: impossible.
+    with pytest.raises(InfeasibleError, match=r"EV session s3 needs 40 kWh in 2 h on an 11 kW"):
+        solve(_ev_problem(0.5), SolveOptions(ev_unreachable="error"))
+
+
+def test_unreachable_ev_target_becomes_reported_shortfall() -> None:
+    # Default: charge flat out (22 kWh) and report 40 - 22 = 18 kWh short.
+    r = solve(_ev_problem(0.5))
+    row = r.ev_sessions.set_index("session_id").loc["s3"]
+    assert row["shortfall_kwh"] == pytest.approx(18.0)
+    assert row["energy_charged_kwh"] == pytest.approx(22.0)
+    assert any("s3" in n for n in r.notes)
+
+
+def test_deferrable_load_too_big_for_its_window() -> None:
+    # 4 steps of 1 h at 10 kW = 40 kWh < 50 kWh
+    p = DispatchProblem(n_steps=4, step_h=1.0, grid=Grid(import_price_krw_per_kwh=1),
+                        deferrable=(DeferrableLoad("pump", 0, 4, 50.0, 10.0),))
+    with pytest.raises(InfeasibleError, match=r"deferrable load pump needs 50 kWh in 4 h"):
+        solve(p)
+
+
+def test_load_above_every_source_names_the_step() -> None:
+    idx = pd.date_range("2026-07-15", periods=2, freq="1h", tz="Asia/Seoul")
+    p = DispatchProblem(n_steps=2, step_h=1.0, index=idx, load_kw=[5.0, 50.0],
+                        grid=Grid(import_price_krw_per_kwh=1, import_limit_kw=20.0))
+    with pytest.raises(InfeasibleError, match=r"2026-07-15T01:00:00\+09:00 the load 50 kW"):
+        solve(p)
+
+
+def test_group_limit_conflict_found_by_elastic_resolve() -> None:
+    # Two sessions, each alone feasible (10 kWh in 1 h on 11 kW, efficiency 1), but their
+    # circuit allows 15 kW together: 20 kWh needed, 15 kWh possible -> 5 kWh must give.
+    p = DispatchProblem(
+        n_steps=1, step_h=1.0, grid=Grid(import_price_krw_per_kwh=100),
+        chargers=(EvCharger("a", 11, efficiency=1.0, group="g"),
+                  EvCharger("b", 11, efficiency=1.0, group="g")),
+        charger_groups=(ChargerGroup("g", 15.0),),
+        ev_sessions=(EvSession("sa", "a", 0, 1, 100, 0.0, 0.1),
+                     EvSession("sb", "b", 0, 1, 100, 0.0, 0.1)))
+    with pytest.raises(InfeasibleError, match=r"EV session target\(s\) short by 5 kWh") as info:
+        solve(p)
+    relaxed = info.value.relaxed_result  # type: ignore[attr-defined]
+    assert relaxed.ev_sessions["shortfall_kwh"].sum() == pytest.approx(5.0)
+
+
+def test_hard_dr_cap_below_load_is_named() -> None:
+    # Load 10 kW, hard DR cap 10 - 8 = 2 kW of import, nothing else: 8 kW unserved.
+    p = DispatchProblem(n_steps=1, step_h=1.0, load_kw=10.0,
+                        grid=Grid(import_price_krw_per_kwh=100),
+                        dr_events=(DrEvent("e", 0, 1, 10.0, 8.0, hard=True),))
+    with pytest.raises(InfeasibleError, match=r"short.*worst 8 kW.*hard DR event"):
+        solve(p)
+
+
+def test_bad_inputs_are_optimizer_errors() -> None:
+    with pytest.raises(OptimizerError, match=r"load_kw: expected 4 values"):
+        DispatchProblem(n_steps=4, step_h=1.0, load_kw=[1, 2],
+                        grid=Grid(import_price_krw_per_kwh=1))
+    with pytest.raises(OptimizerError, match=r"not a finite number"):
+        DispatchProblem(n_steps=2, step_h=1.0, load_kw=[1, float("nan")],
+                        grid=Grid(import_price_krw_per_kwh=1))
+    naive = pd.Series([1.0, 2.0], index=pd.date_range("2026-01-01", periods=2, freq="h"))
+    with pytest.raises(OptimizerError, match=r"no time zone"):
+        DispatchProblem(n_steps=2, step_h=1.0, load_kw=naive,
+                        grid=Grid(import_price_krw_per_kwh=1))
+    p = DispatchProblem(n_steps=2, step_h=1.0, grid=Grid(import_price_krw_per_kwh=1),
+                        ev_sessions=(EvSession("x", "nope", 0, 2, 50, 0.2, 0.3),))
+    with pytest.raises(OptimizerError, match=r"EV session x: unknown charger 'nope'"):
+        solve(p)
+
+
+def _day(shift: float) -> DispatchProblem:
+    t = np.arange(8)
+    return DispatchProblem(
+        n_steps=8, step_h=1.0, load_kw=20 + 5 * np.sin(t) + shift,
+        grid=Grid(import_price_krw_per_kwh=100 + 20 * (t % 3) + shift,
+                  export_price_krw_per_kwh=30),
+        pv=(PvSource("pv", np.clip(15 * np.sin(t / 2.5), 0, None) + shift),),
+        storage=(Storage("b", 40, 10, 10, soc_initial=0.3 + 0.05 * shift),),
+        chargers=(EvCharger("c", 11, bidirectional=True, max_discharge_kw=7),),
+        ev_sessions=(EvSession("s", "c", 2, 7, 60, 0.4, 0.6, v2g=True),))
+
+
+def test_mpc_update_in_place_equals_fresh_solve() -> None:
+    model = DispatchModel(_day(0.0))
+    first = model.solve()
+    for shift in (1.0, 2.0):
+        model.update(_day(shift))
+        updated = model.solve()
+        fresh = solve(_day(shift))
+        assert updated.objective_krw == pytest.approx(fresh.objective_krw, rel=1e-9)
+        assert updated.objective_krw != pytest.approx(first.objective_krw)
+        assert updated.timings_s["build"] < 1.0
+
+
+def test_mpc_update_rejects_a_new_structure() -> None:
+    model = DispatchModel(_day(0.0))
+    model.solve()
+    other = dataclasses.replace(_day(0.0), ev_sessions=())
+    with pytest.raises(OptimizerError, match="structure differs"):
+        model.update(other)
+
+
+def test_pyomo_compile_equals_the_layout_matrix() -> None:
+    # The Pyomo route must hand HiGHS exactly the matrix the layout describes.
+    p = _day(0.0)
+    opts = SolveOptions()
+    lay = build_layout(p, precheck(p, opts), opts)
+    model, xs = to_pyomo(lay)
+    start, index, value = compile_matrix(model, xs, lay)
+    ref = lay.csc()
+    np.testing.assert_array_equal(start, ref[0])
+    np.testing.assert_array_equal(index, ref[1])
+    np.testing.assert_allclose(value, ref[2], rtol=0, atol=0)

@@ -1,0 +1,68 @@
+"""The runtime's forecast wiring: similar-day load forecast from stored aggregates, and the
+daily nMAE of a stored plan's forecasts, against hand arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from cems.runtime.clock import SteppedClock
+from cems.runtime.device_io import DeviceIO
+from cems.runtime.runtime import Runtime
+from cems.store import PlanRecord, open_store
+
+TZ = ZoneInfo("Asia/Seoul")
+
+
+def _runtime(config, tmp_path, now):
+    store = open_store(f"sqlite:///{tmp_path / 'cems.sqlite'}")
+    return Runtime(config, store, DeviceIO([]), SteppedClock(now), Runtime.options_for(config))
+
+
+def _seed_aggregates(store, device: str, start: datetime, values: list[float]) -> None:
+    """One 15-min aggregate per value (mean = min = max = value)."""
+    rows = [(start + timedelta(minutes=15 * i), device, "active_power_kw", v, "good")
+            for i, v in enumerate(values)]
+    store.write_readings(rows)
+    store.aggregate(start, start + timedelta(minutes=15 * len(values)))
+
+
+def test_load_forecast_uses_similar_days_once_history_exists(small_config, tmp_path):
+    # Wed 15 and Thu 16 July 2026 (weekdays): load 100 kW all day, then 140 kW all day.
+    rt = _runtime(small_config, tmp_path, datetime(2026, 7, 17, 0, 0, tzinfo=TZ))
+    index = pd.date_range("2026-07-17 00:00", periods=8, freq="15min", tz=TZ)  # a Friday
+    assert rt.load_forecast(index) is None  # no history yet: the planner's profile is used
+    _seed_aggregates(rt.store, "load-meter", datetime(2026, 7, 15, tzinfo=TZ), [100.0] * 96)
+    _seed_aggregates(rt.store, "load-meter", datetime(2026, 7, 16, tzinfo=TZ), [140.0] * 96)
+    forecast = rt.load_forecast(index)
+    # Similar days = the two weekdays before: (100 + 140) / 2 = 120 kW at every step.
+    assert forecast is not None
+    assert forecast.to_numpy() == pytest.approx([120.0] * 8)
+    rt.store.engine.dispose()
+
+
+def test_daily_accuracy_scores_the_plan_forecast(small_config, tmp_path):
+    day = date(2026, 7, 15)
+    start = datetime(2026, 7, 15, tzinfo=TZ)
+    rt = _runtime(small_config, tmp_path, start + timedelta(days=1, minutes=10))
+    index = pd.date_range(start, periods=4, freq="15min")
+    schedule = pd.DataFrame({"load_forecast_kw": [100.0, 100.0, 100.0, 100.0],
+                             "pv_forecast_kw": [0.0, 10.0, 20.0, 30.0]}, index=index)
+    rt.store.record_plan(PlanRecord(start - timedelta(hours=14), "day_ahead", start,
+                                    start + timedelta(hours=1), "x", "optimal",
+                                    schedule=schedule))
+    _seed_aggregates(rt.store, "load-meter", start, [110.0, 90.0, 100.0, 120.0])
+    _seed_aggregates(rt.store, "pv-1", start, [0.0, 15.0, 20.0, 25.0])
+    scores = asyncio.run(rt.daily_accuracy(day))
+    # Load: |errors| 10, 10, 0, 20 -> mean 10; mean actual 105 -> 9.524 %.
+    assert scores["load_kw"] == pytest.approx(10 / 105 * 100, abs=1e-3)
+    # PV: |errors| 0, 5, 0, 5 -> mean 2.5; normalised by 55 kW of inverters -> 4.545 %.
+    assert scores["pv_kw"] == pytest.approx(2.5 / 55 * 100, abs=1e-3)
+    stored = rt.store.forecast_accuracy().set_index("quantity")
+    assert stored.loc["load_kw", "method"] == "day_ahead"
+    assert stored.loc["load_kw", "n_steps"] == 4
+    rt.store.engine.dispose()

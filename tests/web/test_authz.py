@@ -1,0 +1,205 @@
+"""Authorization matrix: every role x every endpoint, plus resident A reading B,
+unauthenticated access and an expired token; security headers; no secrets in logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cems.config import load_site
+from cems.store import open_store
+from cems.web.app import create_app
+from cems.web.auth import Sessions, UserFile
+
+PASSWORDS = {"op": "operator-pass-1", "brk": "broker-pass-12", "res-a": "resident-a-pass",
+             "res-b": "resident-b-pass"}
+
+
+class Clock:
+    """A settable clock for session expiry."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def client(web_site: Path, clock: Clock) -> Iterator[TestClient]:
+    config = load_site(web_site)
+    store = open_store(data_dir=config.site.data_dir)
+    users = UserFile(Path(config.site.data_dir) / "users.json").users()
+    app = create_app(config, store, users, sessions=Sessions(600.0, clock=clock))
+    with TestClient(app) as c:
+        yield c
+    store.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def tokens(client: TestClient) -> dict[str, str]:
+    out = {}
+    for name, password in PASSWORDS.items():
+        r = client.post("/api/login", json={"username": name, "password": password})
+        assert r.status_code == 200, r.text
+        out[name] = r.json()["token"]
+    client.cookies.clear()
+    return out
+
+
+T0 = "2026-04-10T00:00:00%2B09:00"
+T1 = "2026-04-10T01:00:00%2B09:00"
+DR_BODY = {"event_id": "manual-1", "start": "2026-04-20T14:00:00+09:00",
+           "end": "2026-04-20T15:00:00+09:00", "reduction_kw": 50}
+
+# (method, path, body) -> set of users allowed (200/201). Written from the access policy in
+# docs/web.md, not from the code.
+MATRIX: list[tuple[str, str, dict | None, set[str]]] = [
+    ("GET", "/api/me", None, {"op", "brk", "res-a", "res-b"}),
+    ("GET", "/api/households", None, {"op", "res-a", "res-b"}),
+    ("GET", "/api/households/h-a/report?month=2026-04", None, {"op", "res-a"}),
+    ("GET", "/api/households/h-b/report?month=2026-04", None, {"op", "res-b"}),
+    ("GET", "/api/households/h-a/report.pdf?month=2026-04", None, {"op", "res-a"}),
+    ("GET", "/api/households/h-a/usage?month=2026-04", None, {"op", "res-a"}),
+    ("GET", "/api/households/h-b/usage?month=2026-04", None, {"op", "res-b"}),
+    ("GET", f"/api/readings?device=m-a&start={T0}&end={T1}", None, {"op", "brk", "res-a"}),
+    ("GET", f"/api/readings?device=m-b&start={T0}&end={T1}", None, {"op", "brk", "res-b"}),
+    ("GET", f"/api/readings?device=pv-1&start={T0}&end={T1}", None, {"op", "brk"}),
+    ("GET", "/api/plans/latest", None, {"op", "brk"}),
+    ("GET", "/api/kpis?date=2026-04-10", None, {"op", "brk"}),
+    ("GET", "/api/reports/daily?date=2026-04-10", None, {"op"}),
+    ("GET", "/api/zeb?year=2026", None, {"op", "brk"}),
+    ("GET", "/api/dr-events", None, {"op", "brk", "res-a", "res-b"}),
+    ("POST", "/api/dr-events", DR_BODY, {"op"}),
+    ("GET", "/api/bids", None, {"op", "brk"}),
+    ("GET", "/api/alarms", None, {"op"}),
+    ("GET", "/dashboard?date=2026-04-10", None, {"op", "brk"}),
+    ("GET", "/daily?date=2026-04-10", None, {"op"}),
+    ("GET", "/households/h-a/report?month=2026-04", None, {"op", "res-a"}),
+    ("GET", "/households/h-b/report?month=2026-04", None, {"op", "res-b"}),
+]
+
+
+def _call(client: TestClient, method: str, path: str, body: dict | None,
+          token: str | None):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client.cookies.clear()
+    return client.request(method, path, json=body, headers=headers, follow_redirects=False)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), MATRIX,
+                         ids=[f"{m} {p.split('?')[0]}" for m, p, _, _ in MATRIX])
+def test_every_role_on_every_endpoint(client: TestClient, tokens: dict[str, str], method: str,
+                                      path: str, body: dict | None, allowed: set[str]) -> None:
+    for user, token in tokens.items():
+        r = _call(client, method, path, body, token)
+        if user in allowed:
+            assert r.status_code in (200, 201), (user, path, r.status_code, r.text[:300])
+        else:
+            assert r.status_code == 403, (user, path, r.status_code, r.text[:300])
+    anonymous = _call(client, method, path, body, None)
+    if path.startswith("/api/"):
+        assert anonymous.status_code == 401
+    else:
+        assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+
+
+def test_resident_a_cannot_read_b_in_any_form(client: TestClient,
+                                              tokens: dict[str, str]) -> None:
+    a = tokens["res-a"]
+    for path in ("/api/households/h-b/report?month=2026-04",
+                 "/api/households/h-b/report.pdf?month=2026-04",
+                 "/api/households/h-b/usage?month=2026-04",
+                 f"/api/readings?device=m-b&start={T0}&end={T1}",
+                 f"/api/readings?start={T0}&end={T1}",          # no device: all meters
+                 "/households/h-b/report?month=2026-04"):
+        assert _call(client, "GET", path, None, a).status_code == 403, path
+    listed = _call(client, "GET", "/api/households", None, a).json()
+    assert [h["id"] for h in listed] == ["h-a"]
+    # an unknown household is refused the same way, so residents cannot probe ids
+    assert _call(client, "GET", "/api/households/h-zz/report", None, a).status_code == 403
+
+
+def test_resident_report_api_equals_engine_saving(client: TestClient,
+                                                  tokens: dict[str, str]) -> None:
+    r = _call(client, "GET", "/api/households/h-a/report?month=2026-04", None, tokens["res-a"])
+    body = r.json()
+    assert body["bill_saving_krw"] == body["counterfactual_bill_krw"] - body["actual_bill_krw"]
+    assert body["bill_saving_krw"] == 30_010 - 22_760
+
+
+def test_expired_token_refused(client: TestClient, clock: Clock) -> None:
+    r = client.post("/api/login", json={"username": "res-a", "password": PASSWORDS["res-a"]})
+    token = r.json()["token"]
+    assert _call(client, "GET", "/api/me", None, token).status_code == 200
+    clock.now += 601.0  # lifetime 600 s
+    try:
+        assert _call(client, "GET", "/api/me", None, token).status_code == 401
+        page = _call(client, "GET", "/households/h-a/report?month=2026-04", None, token)
+        assert page.status_code == 303
+    finally:
+        clock.now -= 601.0
+
+
+def test_bad_password_and_forged_token_refused(client: TestClient) -> None:
+    r = client.post("/api/login", json={"username": "op", "password": "wrong-password"})
+    assert r.status_code == 401
+    r = client.post("/api/login", json={"username": "nobody", "password": "wrong-password"})
+    assert r.status_code == 401
+    assert _call(client, "GET", "/api/me", None, "forged-token").status_code == 401
+
+
+def test_security_headers_and_no_secret_in_logs(client: TestClient,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        r = client.post("/api/login", json={"username": "op", "password": PASSWORDS["op"]})
+        token = r.json()["token"]
+        client.post("/api/login", json={"username": "op", "password": "bad-secret-xyz"})
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "login ok for user 'op'" in logged
+    assert PASSWORDS["op"] not in logged and "bad-secret-xyz" not in logged
+    assert token not in logged
+    for key, value in {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                       "Referrer-Policy": "no-referrer"}.items():
+        assert r.headers[key] == value
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_openapi_document_lists_the_api(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    for path in ("/api/readings", "/api/plans/latest", "/api/kpis",
+                 "/api/households/{household_id}/report", "/api/dr-events", "/api/bids",
+                 "/api/zeb", "/api/reports/daily"):
+        assert path in doc["paths"], path
+
+
+def test_manual_dr_event_is_stored(client: TestClient, tokens: dict[str, str]) -> None:
+    body = dict(DR_BODY, event_id="manual-2")
+    assert _call(client, "POST", "/api/dr-events", body, tokens["op"]).status_code == 201
+    events = _call(client, "GET", "/api/dr-events", None, tokens["res-a"]).json()
+    assert "manual-2" in {e["event_id"] for e in events}
+    naive = dict(DR_BODY, event_id="manual-3", start="2026-04-20T14:00:00")
+    assert _call(client, "POST", "/api/dr-events", naive, tokens["op"]).status_code == 422
+
+
+def test_repeated_failures_lock_the_username(client: TestClient) -> None:
+    # 5 failures for 'brk' -> the 6th attempt, even with the right password, gets 429
+    for _ in range(5):
+        r = client.post("/api/login", json={"username": "brk", "password": "wrong-password"})
+        assert r.status_code == 401
+    r = client.post("/api/login", json={"username": "brk", "password": PASSWORDS["brk"]})
+    assert r.status_code == 429
+    # other users are not affected
+    r = client.post("/api/login", json={"username": "op", "password": PASSWORDS["op"]})
+    assert r.status_code == 200
