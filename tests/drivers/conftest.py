@@ -7,7 +7,6 @@ threads, open sockets or pending asyncio tasks behind.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback_ports import free_port as _free_port
 
 
 def _open_sockets() -> set[str]:
@@ -72,10 +72,6 @@ def run_async() -> Callable[[Coroutine[Any, Any, Any]], Any]:
     return _run
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import threading
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -23,6 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from loopback_ports import free_port as _free_port
 from openleadr import OpenADRServer
 
 from cems.config.model import SiteConfig
@@ -77,10 +77,6 @@ COMMITTED_KW = 4.0
 CAP_KW = CBL_KW - COMMITTED_KW  # 10.5 kW
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _site(max_reduction_kw: float = 6.0) -> SiteConfig:
