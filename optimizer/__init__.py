@@ -31,10 +31,12 @@ from optimizer.problem import (  # noqa: E402
     Storage,
 )
 from optimizer.results import DispatchResult  # noqa: E402
+from optimizer.rolling import RollingSolver  # noqa: E402
 from optimizer.solve import DispatchModel, solve  # noqa: E402
 
 __all__ = [
     "Brokerage", "ChargerGroup", "DeferrableLoad", "DemandCharge", "DispatchModel",
     "DispatchProblem", "DispatchResult", "DrEvent", "EvCharger", "EvSession", "FuelCell",
-    "Grid", "InfeasibleError", "OptimizerError", "PvSource", "SolveOptions", "Storage", "solve",
+    "Grid", "InfeasibleError", "OptimizerError", "PvSource", "RollingSolver", "SolveOptions",
+    "Storage", "solve",
 ]

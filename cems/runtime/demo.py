@@ -263,7 +263,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  forecast nMAE {day}: {text}")
     r = summary["runtime"]
     lines.append(f"  runtime: {r['polls']} polls, {r['readings_stored']:,} readings, "
-                 f"{r['plans']} plans ({r['plan_failures']} failed), "
+                 f"{r['plans']} plans ({r['plan_failures']} failed, "
+                 f"{r['plans_reusing_model']} in the previous model), "
                  f"{r['commands_written']:,} setpoints, {summary['alarms']} alarms, "
                  f"{summary['wall_s']} s wall")
     return "\n".join(lines)

@@ -48,6 +48,7 @@ class Plan:
     timings_s: dict[str, float] = field(default_factory=dict)
     inputs: PlanningInputs | None = None
     notes: list[str] = field(default_factory=list)
+    model_reused: bool = False  # solved in the previous plan's model, new data loaded in place
 
     @property
     def start(self) -> datetime:
@@ -165,11 +166,14 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
               horizon_h: int, time_limit_s: float = 20.0,
               load_forecast_kw: pd.Series | None = None,
               objective: opt.Objective = "cost",
-              dr_events: pd.DataFrame | None = None) -> Plan:
+              dr_events: pd.DataFrame | None = None,
+              solver: opt.RollingSolver | None = None) -> Plan:
     """Solve a plan from ``now``; raises the optimiser's errors (the caller falls back).
 
     ``dr_events`` adds rows to the inputs' DR events (columns of
-    :class:`cems.planning.PlanningInputs.dr_events`), e.g. a committed 국민DR cap."""
+    :class:`cems.planning.PlanningInputs.dr_events`), e.g. a committed 국민DR cap.
+    ``solver`` keeps the compiled model between calls (rolling re-plans reuse it while the
+    problem's structure is unchanged); without it every call builds a new model."""
     step_min = config.scheduler.step_min
     index = horizon(now, step_min, horizon_h)
     inputs, notes = live_inputs(config, index, state, load_forecast_kw)
@@ -179,7 +183,10 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
                                 pd.concat(frames, ignore_index=True), source=inputs.source)
     problem, build_notes = build_problem(config, inputs, index)
     problem = with_live_state(problem, state)
-    result = opt.solve(problem, opt.SolveOptions(objective=objective, time_limit_s=time_limit_s))
+    options = opt.SolveOptions(objective=objective, time_limit_s=time_limit_s)
+    result = opt.solve(problem, options) if solver is None else solver.solve(problem, options)
+    if result.stats.get("model_reused"):
+        notes.append("model reused (new forecasts, prices and state loaded in place)")
     if result.status not in ("optimal", "time_limit"):
         raise opt.OptimizerError(f"optimiser returned {result.status}")
     objective_krw = result.objective_krw
@@ -194,6 +201,7 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
         timings_s=dict(result.timings_s),
         inputs=inputs,
         notes=[*notes, *build_notes, *result.notes],
+        model_reused=bool(result.stats.get("model_reused", False)),
     )
 
 

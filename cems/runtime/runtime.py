@@ -21,6 +21,7 @@ import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+import optimizer as opt
 import tariffs
 from cems.config.model import SiteConfig
 from cems.dispatch.fallback import self_consumption_commands
@@ -65,6 +66,7 @@ class Counters:
     readings_stored: int = 0
     plans: int = 0
     plan_failures: int = 0
+    plans_reusing_model: int = 0  # re-plans that loaded new data into the last model
     dispatches: int = 0
     commands_written: int = 0
     write_failures: int = 0
@@ -92,6 +94,7 @@ class Runtime:
         self.in_safe_state: set[str] = set()
         self.plan_log: list[tuple[datetime, pd.Series]] = []  # plan step used by dispatch
         self._plan_lock = asyncio.Lock()
+        self._solvers: dict[str, opt.RollingSolver] = {}  # per plan kind: the model is reused
 
     @classmethod
     def options_for(cls, config: SiteConfig) -> RuntimeOptions:
@@ -142,6 +145,7 @@ class Runtime:
                     horizon_h=self.options.horizon_h,
                     time_limit_s=self.options.solve_time_limit_s,
                     load_forecast_kw=self.load_forecast(index),
+                    solver=self._solvers.setdefault(kind, opt.RollingSolver()),
                 )
             except Exception as exc:  # optimiser failure must never stop the site
                 self.counters.plan_failures += 1
@@ -156,6 +160,7 @@ class Runtime:
             self.store.clear_alarms(at=now, code="plan_failed")
             self.plan = plan
             self.counters.plans += 1
+            self.counters.plans_reusing_model += plan.model_reused
             self.store.record_plan(PlanRecord(
                 created=now, kind=kind, start=plan.start, end=plan.end,
                 inputs_digest=_digest(plan), status=plan.status,
