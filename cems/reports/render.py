@@ -19,7 +19,10 @@ from cems.reports.i18n import texts
 from cems.reports.resident import ResidentReport
 
 TEMPLATES = Path(__file__).parent / "templates"
-FONT_FAMILIES = ["Noto Sans CJK KR", "NanumGothic", "DejaVu Sans"]
+FONT_FAMILIES = ["Noto Sans CJK KR", "Noto Sans CJK JP", "NanumGothic", "DejaVu Sans"]
+"""Chart fonts, first match wins; every CJK face of Noto covers all of Hangul."""
+CJK_FONT_FILES = ("NotoSansCJK", "NanumGothic")
+"""File-name stems of CJK fonts registered by hand when matplotlib's font cache predates them."""
 
 
 def environment() -> Environment:
@@ -49,9 +52,26 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    plt.rcParams["font.family"] = [f for f in FONT_FAMILIES if f in installed] or ["sans-serif"]
+    plt.rcParams["font.family"] = chart_fonts(font_manager.fontManager)
     return plt
+
+
+def chart_fonts(manager: Any) -> list[str]:
+    """The font families for charts, a CJK family first when the system has one.
+
+    matplotlib caches the system's font list once; a CJK font installed after that (e.g.
+    ``apt-get install fonts-noto-cjk``) is missing from the cache and Korean labels would
+    render as empty boxes, so such fonts are looked up on disk and registered.
+    """
+    from matplotlib import font_manager
+
+    installed = {f.name for f in manager.ttflist}
+    if not installed & set(FONT_FAMILIES[:-1]):
+        for path in font_manager.findSystemFonts():
+            if Path(path).name.startswith(CJK_FONT_FILES):
+                manager.addfont(path)
+        installed = {f.name for f in manager.ttflist}
+    return [f for f in FONT_FAMILIES if f in installed] or ["sans-serif"]
 
 
 def daily_chart(daily: pd.DataFrame, t: dict[str, str]) -> str:
