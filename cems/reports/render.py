@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from cems.errors import InputError
 from cems.reports.daily import DailyReport
 from cems.reports.i18n import texts
 from cems.reports.resident import ResidentReport
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 FONT_FAMILIES = ["Noto Sans CJK KR", "Noto Sans CJK JP", "NanumGothic", "DejaVu Sans"]
@@ -72,6 +75,17 @@ def chart_fonts(manager: Any) -> list[str]:
                 manager.addfont(path)
         installed = {f.name for f in manager.ttflist}
     return [f for f in FONT_FAMILIES if f in installed] or ["sans-serif"]
+
+
+def chart_texts(lang: str) -> dict[str, str]:
+    """Chart labels in ``lang``; English when Korean is asked but no CJK font is installed
+    (Hangul would render as empty boxes). The page text stays Korean either way."""
+    if lang == "ko":
+        plt = _pyplot()
+        if plt.rcParams["font.family"][0] not in FONT_FAMILIES[:-1]:
+            log.warning("no CJK font found (install fonts-noto-cjk): chart labels in English")
+            return texts("en")
+    return texts(lang)
 
 
 def daily_chart(daily: pd.DataFrame, t: dict[str, str]) -> str:
@@ -132,8 +146,9 @@ def resident_html(report: ResidentReport, lang: str = "ko", *, charts: bool = Tr
         "nav": nav, "prev_month": str(period - 1), "next_month": str(period + 1),
         "t": t, "lang": lang, "r": report.to_dict(), "bill_a": m.actual_bill,
         "bill_c": m.counterfactual_bill,
-        "daily_chart": daily_chart(m.daily, t) if charts and len(m.daily) else None,
-        "trend_chart": trend_chart(list(report.trend), t) if charts else None,
+        "daily_chart": daily_chart(m.daily, chart_texts(lang))
+        if charts and len(m.daily) else None,
+        "trend_chart": trend_chart(list(report.trend), chart_texts(lang)) if charts else None,
     }
     return environment().get_template("resident.html").render(**context)
 

@@ -30,3 +30,10 @@ def test_korean_labels_have_glyphs() -> None:
         warnings.simplefilter("error")  # "Glyph ... missing from font(s)" becomes a failure
         fig.savefig(io.BytesIO(), format="png")
     plt.close(fig)
+
+
+def test_without_a_cjk_font_korean_charts_fall_back_to_english_labels(monkeypatch) -> None:
+    monkeypatch.setattr(render, "chart_fonts", lambda manager: ["DejaVu Sans"])
+    monkeypatch.setattr(render, "CJK_FONT_FILES", ("no-such-font",))
+    assert render.chart_texts("ko") == render.texts("en")
+    assert render.chart_texts("en") == render.texts("en")
