@@ -550,6 +550,20 @@ def add_balance(lay: Layout, p: DispatchProblem, bal: Balance, elastic: bool,
     lay.constrain("balance", n, bal.terms, p.arrays["load_kw"], p.arrays["load_kw"])
 
 
+def add_smoothing(lay: Layout, p: DispatchProblem, opts: SolveOptions) -> None:
+    """Penalise |g[t+1] - g[t]| of the grid exchange g = import - export (a tie-breaker)."""
+    n, w = p.n_steps, opts.smoothing_krw_per_kw
+    if w <= 0 or n < 2:
+        return
+    imp, exp = lay.vars["grid_import_kw"], lay.vars["grid_export_kw"]
+    k = np.arange(n - 1)
+    up = lay.var("grid_ramp_up_kw", n - 1, 0.0, INF, w)
+    down = lay.var("grid_ramp_down_kw", n - 1, 0.0, INF, w)
+    lay.constrain("grid_ramp", n - 1,
+                  [(k, imp, k + 1, 1.0), (k, imp, k, -1.0), (k, exp, k + 1, -1.0),
+                   (k, exp, k, 1.0), (k, up, k, -1.0), (k, down, k, 1.0)], 0.0, 0.0)
+
+
 def build_layout(p: DispatchProblem, pre: PrecheckResult, opts: SolveOptions,
                  *, elastic: bool = False, structure: bool = True,
                  storage_gates: dict[str, np.ndarray] | None = None,
@@ -566,5 +580,6 @@ def build_layout(p: DispatchProblem, pre: PrecheckResult, opts: SolveOptions,
     add_demand_charge(lay, p)
     add_dr(lay, p)
     add_brokerage(lay, p)
+    add_smoothing(lay, p, opts)
     add_balance(lay, p, bal, elastic, opts)
     return lay

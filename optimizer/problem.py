@@ -251,6 +251,12 @@ class SolveOptions:
     elastic: bool = True
     """Re-solve an infeasible problem with penalised slacks to name what had to give."""
     threads: int = 1
+    smoothing_krw_per_kw: float = 0.0
+    """Tie-breaker: cost per kW of step-to-step change of the grid exchange (import - export).
+    A small value (0.01) picks, among schedules of (nearly) equal cost, the one without
+    arbitrary jumps (e.g. a battery alternating between full power and zero when prices
+    tie). Its share of the objective is ``result.stats["smoothing_krw"]`` (not money: the
+    objective is ``cost_breakdown["net_cost_krw"]`` plus it)."""
 
 
 @dataclass(frozen=True)

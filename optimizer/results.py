@@ -217,6 +217,11 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
         "shortfall_penalty_krw": shortfall_pen,
     }
     breakdown["net_cost_krw"] = float(sum(breakdown.values()))
+    stats: dict[str, Any] = {}
+    if "grid_ramp_up_kw" in lay.vars:  # the tie-breaker's share of the objective, not money
+        stats["smoothing_krw"] = sum(
+            float((cost[f.start:f.start + f.n] * x[f.start:f.start + f.n]).sum())
+            for f in (lay.vars["grid_ramp_up_kw"], lay.vars["grid_ramp_down_kw"]))
     site_load = p.arrays["load_kw"] + defer_total + ev_ch_total - ev_dis_total
     gen = pv_total + fc_total
     load_kwh = float(site_load.sum()) * dt
@@ -242,4 +247,4 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
     notes = list(pre.notes)
     return DispatchResult(status=status, objective_krw=objective, schedule=schedule,
                           ev_sessions=ev_df, cost_breakdown=breakdown, kpis=kpis,
-                          notes=notes, relaxations=relax)
+                          notes=notes, relaxations=relax, stats=stats)

@@ -42,7 +42,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the site and inputs, solve, print the summary; return the exit status."""
     import optimizer
-    from cems.planning import build_problem, default_inputs, horizon_index, read_inputs
+    from cems.planning import (
+        build_problem,
+        default_inputs,
+        horizon_index,
+        read_inputs,
+        solve_options,
+    )
     from cems.planning.inputs import write_inputs
 
     config = load_site(args.site)
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         write_inputs(inputs, args.save_inputs)
     if args.time_limit <= 0:
         raise InputError("--time-limit must be positive")
-    options = optimizer.SolveOptions(objective=args.objective, time_limit_s=args.time_limit)
+    options = solve_options(args.objective, args.time_limit)
     with translate_library_errors():
         problem, notes = build_problem(config, inputs, index)
         result = optimizer.solve(problem, options)

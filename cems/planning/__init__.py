@@ -4,9 +4,9 @@
 are given, ``build_problem`` maps both onto :class:`optimizer.DispatchProblem`.
 """
 
-from cems.planning.build import build_problem, horizon_index
+from cems.planning.build import build_problem, horizon_index, solve_options
 from cems.planning.default_inputs import default_inputs
 from cems.planning.inputs import PlanningInputs, read_inputs, write_inputs
 
 __all__ = ["PlanningInputs", "build_problem", "default_inputs", "horizon_index", "read_inputs",
-           "write_inputs"]
+           "solve_options", "write_inputs"]

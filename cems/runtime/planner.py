@@ -21,7 +21,7 @@ import pandas as pd
 
 import optimizer as opt
 from cems.config.model import SiteConfig
-from cems.planning import PlanningInputs, build_problem, default_inputs
+from cems.planning import PlanningInputs, build_problem, default_inputs, solve_options
 from cems.runtime.state import SiteState
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
                                 pd.concat(frames, ignore_index=True), source=inputs.source)
     problem, build_notes = build_problem(config, inputs, index)
     problem = with_live_state(problem, state)
-    options = opt.SolveOptions(objective=objective, time_limit_s=time_limit_s)
+    options = solve_options(objective, time_limit_s)
     result = opt.solve(problem, options) if solver is None else solver.solve(problem, options)
     if result.stats.get("model_reused"):
         notes.append("model reused (new forecasts, prices and state loaded in place)")

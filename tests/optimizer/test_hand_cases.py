@@ -293,3 +293,26 @@ def test_fuel_cell_heat_demand_and_hard_dr_cap() -> None:
     r2 = solve(p2)
     assert r2.objective_krw == pytest.approx(1150.0)
     assert r2.schedule["grid_import_kw"].iloc[0] == pytest.approx(1.0)
+
+
+def test_smoothing_breaks_price_ties_towards_a_flat_grid() -> None:
+    # 4 one-hour steps, load 10 kW, import 100 KRW/kWh in every step (a tie), battery
+    # 20 kWh stored, efficiency 1, may end empty (terminal SOC 0). Any split of the 20 kWh
+    # over the steps costs (40 - 20) * 100 = 2000 KRW. The smoothest grid is flat: import
+    # 5 kW and discharge 5 kW in every step (total variation 0, so the tie-breaker adds 0).
+    p = DispatchProblem(
+        n_steps=4, step_h=1.0, load_kw=10.0, grid=Grid(import_price_krw_per_kwh=100),
+        storage=(Storage("b", capacity_kwh=20, max_charge_kw=20, max_discharge_kw=20,
+                         charge_efficiency=1.0, discharge_efficiency=1.0, soc_min=0,
+                         soc_initial=1.0, terminal_soc=0.0),))
+    r = solve(p, SolveOptions(smoothing_krw_per_kw=0.01))
+    assert r.cost_breakdown["net_cost_krw"] == pytest.approx(2000.0, abs=1e-6)
+    assert r.stats["smoothing_krw"] == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(r.schedule["ess_b_discharge_kw"], [5, 5, 5, 5], atol=1e-6)
+    np.testing.assert_allclose(r.schedule["grid_kw"], [5, 5, 5, 5], atol=1e-6)
+    # a necessary jump is priced: load 0/20 kW with an empty battery -> |20 - 0| * 0.01
+    q = dataclasses.replace(p, load_kw=[0.0, 20.0, 20.0, 20.0], storage=())
+    r2 = solve(q, SolveOptions(smoothing_krw_per_kw=0.01))
+    assert r2.stats["smoothing_krw"] == pytest.approx(0.2, abs=1e-6)
+    assert r2.objective_krw == pytest.approx(6000.0 + 0.2, abs=1e-6)
+    assert r2.cost_breakdown["net_cost_krw"] == pytest.approx(6000.0, abs=1e-6)
