@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         print(format_summary(summary))
-        print(f"  outputs in {args.out}/: plan.csv, actuals.csv, power_flows.png, kpis.json, "
-              "cems.sqlite")
+        files = ["plan.csv", "actuals.csv", "power_flows.png", "kpis.json", "cems.sqlite"]
+        if summary.get("resident"):
+            files += ["ami_households.csv", summary["resident"]["report"]]
+        print(f"  outputs in {args.out}/: {', '.join(files)}")
     return 0

@@ -26,6 +26,7 @@ import pandas as pd
 from cems.config.model import SiteConfig
 from cems.devices import build_devices, simulation_spec
 from cems.runtime.clock import SteppedClock
+from cems.runtime.demo_households import resident_outputs
 from cems.runtime.device_io import DeviceIO
 from cems.runtime.kpis import kpis, to_steps, with_grid
 from cems.runtime.runtime import Runtime
@@ -168,6 +169,7 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     trace, base_trace = recorder.frames()
     summary = _summary(config, runtime, trace, base_trace, stats, wall_s)
     summary["forecast_nmae_pct"] = accuracy
+    summary["resident"] = resident_outputs(config, store, out_dir, start, end)
     _write_outputs(config, out_dir, runtime, trace, base_trace, summary)
     store.engine.dispose()
     return summary
@@ -267,6 +269,14 @@ def format_summary(summary: dict[str, Any]) -> str:
                  f"{r['plans_reusing_model']} in the previous model), "
                  f"{r['commands_written']:,} setpoints, {summary['alarms']} alarms, "
                  f"{summary['wall_s']} s wall")
+    resident = summary.get("resident")
+    if resident:
+        lines.append(
+            f"  resident {resident['household_id']} ({resident['household_name']}), "
+            f"{resident['month']} to date (synthetic AMI data): KEPCO bill "
+            f"{resident['actual_bill_krw']:,} KRW, {resident['counterfactual_bill_krw']:,} KRW "
+            f"without the community's assets, saving {resident['bill_saving_krw']:,} KRW "
+            f"(report: {resident['report']})")
     return "\n".join(lines)
 
 

@@ -43,5 +43,23 @@ def test_demo_runs_and_beats_the_baseline(run_cems, tmp_path):
     with sqlite3.connect(out / "cems.sqlite") as conn:
         readings = conn.execute("select count(*) from readings").fetchone()[0]
         plans = conn.execute("select count(*) from plans").fetchone()[0]
-    assert readings == kpis["runtime"]["readings_stored"] > 0
+    resident = kpis["resident"]
+    assert readings == kpis["runtime"]["readings_stored"] + resident["readings_stored"]
+    assert kpis["runtime"]["readings_stored"] > 0
     assert plans == kpis["runtime"]["plans"] >= 24
+
+    # The households' synthetic AMI data: 96 intervals per metered household; the report's
+    # import equals the CSV's sum for its household; the community's supply only lowers
+    # the bill; the page names the household.
+    ami = list(csv.DictReader((out / "ami_households.csv").open()))
+    assert len(ami) == resident["readings_stored"] == 96 * 300
+    own = [float(r["import_kwh"]) for r in ami if r["meter_id"] == "m-101-0101"]
+    assert len(own) == 96
+    assert sum(own) == pytest.approx(resident["import_kwh"], abs=1e-3)
+    assert resident["household_id"] == "h-101-0101"
+    assert resident["bill_saving_krw"] == (resident["counterfactual_bill_krw"]
+                                           - resident["actual_bill_krw"]) > 0
+    assert resident["supplied_kwh"] > 0
+    page = (out / resident["report"]).read_text(encoding="utf-8")
+    assert "101동 101호" in page and f"{resident['bill_saving_krw']:,}" in page
+    assert f"saving {resident['bill_saving_krw']:,} KRW" in result.stdout
