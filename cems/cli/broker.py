@@ -3,7 +3,13 @@
 * ``cems broker bid`` turns a forecast CSV into the round 1 (D-1 10:00) or round 2
   (D-1 17:00) bid file, JSON or CSV (formats in :mod:`cems.markets.bids`);
 * ``cems broker settle`` computes forecast errors, the forecast incentive, revenue per
-  resource and the payout per owner from the two bids, metered actuals and SMP.
+  resource and the payout per owner from the two bids, metered actuals and SMP, and with
+  ``--db URL`` or ``--site SITE.yaml`` stores the community's rows in the telemetry store
+  (:mod:`cems.markets.brokerage_store`), where the resident report reads them.
+
+``--site`` also supplies what the site file knows: its own brokerage resources as the
+portfolio (the resources the runtime bids), the folder the runtime writes its bids into
+(``<data_dir>/bids``), the time zone, and the REC price and broker fee.
 """
 
 from __future__ import annotations
@@ -17,10 +23,25 @@ from typing import Any
 
 import pandas as pd
 
+from cems.config.model import SiteConfig
 from cems.errors import InputError
-from cems.markets.bids import Bid, bid_path, deadline, read_bid
+from cems.markets.bids import (
+    Bid,
+    bid_path,
+    bids_dir,
+    deadline,
+    make_bid,
+    read_bid,
+    write_bid_files,
+)
 from cems.markets.brokerage import BrokerSettlement, settle_day
-from cems.markets.portfolio import read_portfolio, read_resource_hours, read_smp
+from cems.markets.portfolio import (
+    Portfolio,
+    read_portfolio,
+    read_resource_hours,
+    read_smp,
+    site_portfolio,
+)
 from cems.timeutil import DEFAULT_TIMEZONE, zone
 
 
@@ -35,33 +56,48 @@ def register(subparsers: Any) -> None:
     bid = sub.add_parser("bid", help="write the bid file of one forecast round",
                          description="Write 24 hourly forecasts per resource and aggregated "
                                      "for round 1 (D-1 10:00) or round 2 (D-1 17:00).")
-    bid.add_argument("--portfolio", required=True, type=Path, help="portfolio CSV")
+    bid.add_argument("--portfolio", type=Path,
+                     help="portfolio CSV (default with --site: the site's brokerage.resources)")
+    bid.add_argument("--site", type=Path, help="site YAML: its resources, time zone and bids "
+                                               "folder (<data_dir>/bids) as defaults")
     bid.add_argument("--date", required=True, help="delivery date D (YYYY-MM-DD)")
     bid.add_argument("--round", dest="round_no", required=True, type=int, choices=(1, 2))
     bid.add_argument("--forecast", required=True, type=Path,
                      help="CSV timestamp,resource_id,forecast_kwh for the 24 hours of D")
     bid.add_argument("--out", type=Path, help="folder to write bid_D_rN.json and .csv into "
-                                              "(default: print to stdout)")
+                                              "(default: the site's bids folder with --site, "
+                                              "else print to stdout)")
     bid.add_argument("--format", choices=("json", "csv"), default="json",
                      help="stdout format when --out is not given")
-    bid.add_argument("--tz", default=DEFAULT_TIMEZONE, help="time zone of the delivery day")
+    bid.add_argument("--tz", help="time zone of the delivery day (default: the site's, else "
+                                  f"{DEFAULT_TIMEZONE})")
     bid.set_defaults(handler=run_bid)
 
     settle = sub.add_parser("settle", help="settle a delivery day",
                             description="Forecast error (규칙 제14.4.2조), incentive (별표2 Ⅴ), "
                                         "revenue per resource and payout per owner.")
-    settle.add_argument("--portfolio", required=True, type=Path, help="portfolio CSV")
+    settle.add_argument("--portfolio", type=Path, help="portfolio CSV (default with --site: "
+                                                       "the site's brokerage.resources)")
+    settle.add_argument("--site", type=Path,
+                        help="site YAML: store the site's resources in its store; defaults "
+                             "for the portfolio, bids folder, time zone, REC price and fee")
+    settle.add_argument("--db", help="database URL to store the settlement in (default with "
+                                     "--site: SQLite in the site's data_dir)")
     settle.add_argument("--date", required=True, help="delivery date D (YYYY-MM-DD)")
     settle.add_argument("--actual", required=True, type=Path,
                         help="CSV timestamp,resource_id,actual_kwh[,curtailed]")
     settle.add_argument("--smp", required=True, type=Path, help="CSV timestamp,smp_krw_per_kwh")
     settle.add_argument("--bids", type=Path, help="folder with bid_D_r1.json and bid_D_r2.json "
-                                                  "(default: the portfolio's folder)")
-    settle.add_argument("--rec-krw-per-kwh", type=float, default=0.0,
-                        help="REC price per kWh (REC price per MWh / 1000), default 0")
-    settle.add_argument("--fee-krw-per-kwh", type=float, default=0.0,
-                        help="broker fee per kWh sold, default 0")
-    settle.add_argument("--tz", default=DEFAULT_TIMEZONE, help="time zone of the delivery day")
+                                                  "(default: the site's <data_dir>/bids with "
+                                                  "--site, else the portfolio's folder)")
+    settle.add_argument("--rec-krw-per-kwh", type=float,
+                        help="REC price per kWh (REC price per MWh / 1000); default: the "
+                             "site's brokerage.rec_price_krw_per_kwh, else 0")
+    settle.add_argument("--fee-krw-per-kwh", type=float,
+                        help="broker fee per kWh sold; default: the site's "
+                             "brokerage.broker_fee_krw_per_kwh, else 0")
+    settle.add_argument("--tz", help="time zone of the delivery day (default: the site's, else "
+                                     f"{DEFAULT_TIMEZONE})")
     settle.add_argument("--json", action="store_true", help="print JSON")
     settle.set_defaults(handler=run_settle)
 
@@ -73,30 +109,49 @@ def _date(text: str) -> date:
         raise InputError(f"--date: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _site(args: argparse.Namespace) -> SiteConfig | None:
+    if args.site is None:
+        return None
+    from cems.config import load_site
+
+    return load_site(args.site)
+
+
+def _portfolio(args: argparse.Namespace, config: SiteConfig | None) -> Portfolio:
+    if args.portfolio is not None:
+        return read_portfolio(args.portfolio)
+    if config is None:
+        raise InputError("give --portfolio P.csv, or --site SITE.yaml to use the site's "
+                         "brokerage.resources")
+    return site_portfolio(config)
+
+
+def _tz(args: argparse.Namespace, config: SiteConfig | None) -> str:
+    tz = args.tz or (config.site.timezone if config is not None else DEFAULT_TIMEZONE)
+    zone(tz)
+    return tz
+
+
 def run_bid(args: argparse.Namespace) -> int:
     """Write or print one round's bid."""
-    zone(args.tz)
+    config = _site(args)
+    tz = _tz(args, config)
     delivery = _date(args.date)
-    portfolio = read_portfolio(args.portfolio)
-    values, _ = read_resource_hours(args.forecast, "forecast_kwh", portfolio, delivery, args.tz)
-    bid = Bid(delivery, args.round_no, args.tz, tuple(portfolio.ids), values)
-    closes = deadline(delivery, args.round_no, args.tz)
-    if pd.Timestamp.now(tz=args.tz) > closes:
+    portfolio = _portfolio(args, config)
+    values, _ = read_resource_hours(args.forecast, "forecast_kwh", portfolio, delivery, tz)
+    bid = make_bid(portfolio, delivery, args.round_no, tz, values)
+    closes = deadline(delivery, args.round_no, tz)
+    if pd.Timestamp.now(tz=tz) > closes:
         print(f"note: the round {args.round_no} deadline {closes.isoformat()} has passed; KPX "
               "counts the last submission before it (규칙 제14.4.1조 ② 3호)", file=sys.stderr)
-    document = bid.to_json(portfolio)
-    if args.out is None:
+    out = args.out or (bids_dir(config) if config is not None else None)
+    if out is None:
         if args.format == "json":
-            print(json.dumps(document, ensure_ascii=False, indent=2))
+            print(json.dumps(bid.to_json(portfolio), ensure_ascii=False, indent=2))
         else:
             sys.stdout.write(bid.to_csv(portfolio))
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path = bid_path(args.out, delivery, args.round_no, "json")
-    csv_path = bid_path(args.out, delivery, args.round_no, "csv")
-    json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
-                         encoding="utf-8")
-    csv_path.write_text(bid.to_csv(portfolio), encoding="utf-8")
+    json_path, csv_path = write_bid_files(bid, portfolio, out)
     total = float(bid.aggregate_kwh.sum())
     print(f"round {args.round_no} bid for {delivery} (deadline {closes.isoformat()}): "
           f"{len(portfolio.resources)} resources, {total:,.1f} kWh forecast; wrote {json_path} "
@@ -105,14 +160,25 @@ def run_bid(args: argparse.Namespace) -> int:
 
 
 def run_settle(args: argparse.Namespace) -> int:
-    """Settle one delivery day and print the result."""
-    zone(args.tz)
+    """Settle one delivery day, print the result and store it if asked to."""
+    config = _site(args)
+    tz = _tz(args, config)
     delivery = _date(args.date)
-    for name in ("rec_krw_per_kwh", "fee_krw_per_kwh"):
-        if getattr(args, name) < 0:
-            raise InputError(f"--{name.replace('_', '-')} must not be negative")
-    portfolio = read_portfolio(args.portfolio)
-    folder = args.bids or args.portfolio.parent
+    site_broker = config.brokerage if config is not None else None
+    rec = args.rec_krw_per_kwh if args.rec_krw_per_kwh is not None else (
+        site_broker.rec_price_krw_per_kwh if site_broker is not None else 0.0)
+    fee = args.fee_krw_per_kwh if args.fee_krw_per_kwh is not None else (
+        site_broker.broker_fee_krw_per_kwh if site_broker is not None else 0.0)
+    for name, value in (("rec-krw-per-kwh", rec), ("fee-krw-per-kwh", fee)):
+        if value < 0:
+            raise InputError(f"--{name} must not be negative")
+    portfolio = _portfolio(args, config)
+    if args.bids is not None:
+        folder = args.bids
+    elif config is not None:
+        folder = bids_dir(config)
+    else:
+        folder = args.portfolio.parent
     first = read_bid(bid_path(folder, delivery, 1), portfolio, delivery, 1)
     second_path = bid_path(folder, delivery, 2)
     if second_path.exists():
@@ -122,16 +188,38 @@ def run_settle(args: argparse.Namespace) -> int:
               "(규칙 제14.4.1조 ② 4호)", file=sys.stderr)
         second = Bid(delivery, 2, first.tz, first.resource_ids, first.forecast_kwh)
     actual, curtailed = read_resource_hours(args.actual, "actual_kwh", portfolio, delivery,
-                                            args.tz, flag_column="curtailed")
-    smp = read_smp(args.smp, delivery, args.tz)
+                                            tz, flag_column="curtailed")
+    smp = read_smp(args.smp, delivery, tz)
     result = settle_day(portfolio, (first, second), actual, curtailed, smp,
-                        rec_price_krw_per_kwh=args.rec_krw_per_kwh,
-                        fee_krw_per_kwh=args.fee_krw_per_kwh)
+                        rec_price_krw_per_kwh=rec, fee_krw_per_kwh=fee)
+    if args.db is not None or config is not None:
+        _store(args, config, result, portfolio, tz)
     if args.json:
         print(json.dumps(settlement_json(result), ensure_ascii=False, indent=2))
     else:
         _print(result)
     return 0
+
+
+def _store(args: argparse.Namespace, config: SiteConfig | None, result: BrokerSettlement,
+           portfolio: Portfolio, tz: str) -> None:
+    """Write the community's rows into the store (messages on stderr: stdout may be JSON)."""
+    from cems.markets.brokerage_store import store_day
+    from cems.store import open_store
+
+    store = open_store(args.db, data_dir=config.site.data_dir if config is not None else None)
+    try:
+        done = store_day(store, result, portfolio,
+                         site_id=config.site.id if config is not None else None, tz=tz)
+        url = store.engine.url.render_as_string(hide_password=True)
+    finally:
+        store.engine.dispose()
+    again = f", replacing {done.replaced} earlier row(s) of the day" if done.replaced else ""
+    print(f"stored {len(done.stored)} brokerage settlement(s) of site {done.site} for "
+          f"{result.delivery} ({done.amount_krw:,} KRW) in {url}{again}", file=sys.stderr)
+    if done.left_out:
+        print(f"note: not stored (resources of other sites): {', '.join(done.left_out)}",
+              file=sys.stderr)
 
 
 def settlement_json(result: BrokerSettlement) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import time
 
 from cems.config.model import (
     AmiConnection,
@@ -292,6 +293,24 @@ def _markets(config: SiteConfig) -> Iterator[Finding]:
             ("brokerage", "resources"),
             "must list at least one asset id when brokerage is enabled (got [])",
         )
+    fuel_cells = {f.id for f in config.assets.fuel_cells}
+    for i, ref in enumerate(brokerage.resources):
+        if ref in fuel_cells:
+            yield Finding(("brokerage", "resources", i),
+                          f"{ref!r} is a fuel cell; brokerage resources are PV arrays, ESS "
+                          "and EV chargers (bids and settlement know pv, ess, ev only)")
+    if brokerage.enabled:
+        s = config.scheduler
+        for field, value, closes in (("day_ahead_time", s.day_ahead_time, time(10, 0)),
+                                     ("bid_round2_time", s.bid_round2_time, time(17, 0))):
+            if value >= closes:
+                yield Finding(("scheduler", field),
+                              f"{value:%H:%M} is not before the KPX bid deadline "
+                              f"{closes:%H:%M} (D-1, 규칙 제14.4.1조); choose an earlier time")
+        if s.bid_round2_time <= s.day_ahead_time:
+            yield Finding(("scheduler", "bid_round2_time"),
+                          f"{s.bid_round2_time:%H:%M} must be after day_ahead_time "
+                          f"{s.day_ahead_time:%H:%M} (round 2 re-forecasts round 1)")
     dr = config.demand_response
     meters = {m.id for m in config.meters}
     for i, ref in enumerate(dr.participants):

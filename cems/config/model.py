@@ -378,13 +378,16 @@ class Scheduler(StrictModel):
     replan_interval_min: int = Field(15, ge=1, le=24 * 60, description="Rolling re-plan.")
     horizon_h: int = Field(36, ge=1, le=7 * 24, description="Rolling plan horizon.")
     day_ahead_time: time = Field(
-        time(9, 30), description="Local time of the D-1 plan (before KPX's 10:00 bids)."
+        time(9, 30), description="Local time of the D-1 plan and round-1 bid (KPX 10:00)."
+    )
+    bid_round2_time: time = Field(
+        time(16, 30), description="Local time of the D-1 re-plan and round-2 bid (KPX 17:00)."
     )
     setpoint_expiry_s: float = Field(
         60.0, gt=0.0, le=3600.0, description="Each setpoint lapses after this."
     )
 
-    @field_validator("day_ahead_time", mode="before")
+    @field_validator("day_ahead_time", "bid_round2_time", mode="before")
     @classmethod
     def _parse_clock(cls, value: object) -> object:
         return clock_from_yaml(value)

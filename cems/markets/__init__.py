@@ -8,5 +8,6 @@ File formats and validation live in :mod:`cems.markets.usage`, :mod:`cems.market
 :mod:`cems.markets.portfolio` and :mod:`cems.markets.bids`; the calendar of 평일 and
 holidays in :mod:`cems.markets.calendar`. The event lifecycle: :mod:`cems.markets.openadr_ven`
 (an OpenADR 2.0b VEN that opts in or out) and :mod:`cems.markets.dr_workflow` (CBL cap ->
-plan -> settlement -> store). See ``docs/markets.md``.
+plan -> settlement -> store); :mod:`cems.markets.brokerage_store` writes a settled
+brokerage day into the store for the resident report. See ``docs/markets.md``.
 """

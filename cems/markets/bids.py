@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,9 +35,14 @@ import pandas as pd
 from cems.errors import InputError
 from cems.markets.portfolio import HOURS, Portfolio
 
+if TYPE_CHECKING:
+    from cems.config.model import SiteConfig
+
 FORMAT = "cems-kpx-bid/1"
 #: Local deadline hour on D-1 per round (규칙 제14.4.1조 ② 1호).
 DEADLINE_HOUR = {1: 10, 2: 17}
+#: Folder of a site's bid files inside its data directory.
+BIDS_FOLDER = "bids"
 
 
 def deadline(delivery: date, round_no: int, tz: str) -> pd.Timestamp:
@@ -51,6 +56,11 @@ def deadline(delivery: date, round_no: int, tz: str) -> pd.Timestamp:
 def bid_path(directory: str | Path, delivery: date, round_no: int, suffix: str = "json") -> Path:
     """Conventional file name of a bid: ``bid_2026-07-21_r1.json``."""
     return Path(directory) / f"bid_{delivery.isoformat()}_r{round_no}.{suffix}"
+
+
+def bids_dir(config: SiteConfig) -> Path:
+    """Where a site's bid files live: ``<data_dir>/bids`` (the runtime writes them there)."""
+    return Path(config.site.data_dir) / BIDS_FOLDER
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,50 @@ class Bid:
         writer.writerow([*head, "TOTAL", "aggregate", f"{total_kw:g}",
                          *[f"{v:g}" for v in self.aggregate_kwh]])
         return buffer.getvalue()
+
+
+#: Tolerance when checking a forecast against a resource's capacity (kWh).
+_TOLERANCE_KWH = 1e-6
+
+
+def make_bid(portfolio: Portfolio, delivery: date, round_no: int, tz: str,
+             forecast_kwh: np.ndarray) -> Bid:
+    """A checked bid: one row of 24 finite hourly kWh per resource (portfolio order), each
+    0 <= value <= capacity x 1 h, the same rules :func:`read_resource_hours` applies to a
+    forecast file."""
+    deadline(delivery, round_no, tz)  # checks the round
+    values = np.asarray(forecast_kwh, dtype=float)
+    if values.shape != (len(portfolio.resources), HOURS):
+        raise InputError(f"a bid needs {len(portfolio.resources)} x {HOURS} hourly values "
+                         f"(resources x hours), got {values.shape}")
+    for i, resource in enumerate(portfolio.resources):
+        row = values[i]
+        bad = [f"{h:02d}:00" for h in range(HOURS)
+               if not np.isfinite(row[h]) or row[h] < 0
+               or row[h] > resource.capacity_kw * 1.0 + _TOLERANCE_KWH]
+        if bad:
+            raise InputError(
+                f"bid for {delivery.isoformat()} round {round_no}: {resource.resource_id!r} "
+                f"needs 0 <= kWh <= {resource.capacity_kw:g} (capacity x 1 h) in hour(s) "
+                f"{', '.join(bad)}")
+    return Bid(delivery, round_no, tz, tuple(portfolio.ids), values.copy())
+
+
+def write_bid_files(bid: Bid, portfolio: Portfolio, directory: str | Path) -> tuple[Path, Path]:
+    """Write ``bid_D_rN.json`` and ``bid_D_rN.csv`` into ``directory`` (created if needed);
+    each file is written to a temporary name and renamed, so a reader never sees half a
+    bid. Returns the two paths."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = bid_path(folder, bid.delivery, bid.round_no, "json")
+    csv_path = bid_path(folder, bid.delivery, bid.round_no, "csv")
+    texts = ((json_path, json.dumps(bid.to_json(portfolio), ensure_ascii=False, indent=2) + "\n"),
+             (csv_path, bid.to_csv(portfolio)))
+    for path, text in texts:
+        partial = path.with_name(path.name + ".part")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    return json_path, csv_path
 
 
 def read_bid(path: str | Path, portfolio: Portfolio, delivery: date, round_no: int) -> Bid:

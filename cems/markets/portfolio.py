@@ -16,13 +16,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from cems.errors import InputError
 from cems.markets.usage import parse_aware, parse_number, read_csv_rows
+
+if TYPE_CHECKING:
+    from cems.config.model import SiteConfig
 
 Kind = Literal["pv", "ess", "ev"]
 KINDS: tuple[str, ...] = ("pv", "ess", "ev")
@@ -92,6 +95,39 @@ def read_portfolio(path: str | Path) -> Portfolio:
         if not owner:
             raise InputError(f"{where}: owner is empty")
         resources.append(Resource(rid, row["site"].strip(), kind, capacity, owner, weight))  # type: ignore[arg-type]
+    return Portfolio(tuple(resources))
+
+
+def site_portfolio(config: SiteConfig) -> Portfolio:
+    """The portfolio of one site's brokerage resources (``brokerage.resources``, in that
+    order), the resources the runtime bids: resource id = asset id, site and owner = the
+    site id (the community), capacity = the asset's AC limit (PV inverter, ESS discharge,
+    charger), REC weight ``brokerage.rec_weight`` for PV and 0 for storage and chargers.
+    Fuel cells are not a brokerage resource kind here (pv, ess, ev only)."""
+    assets = config.assets
+    site_id = config.site.id
+    pv = {a.id: a for a in assets.pv}
+    ess = {a.id: a for a in assets.ess}
+    chargers = {a.id: a for a in assets.ev_chargers}
+    resources: list[Resource] = []
+    for rid in config.brokerage.resources:
+        where = f"brokerage.resources: {rid!r}"
+        if rid in pv:
+            kind, capacity, weight = "pv", pv[rid].inverter_ac_kw, config.brokerage.rec_weight
+        elif rid in ess:
+            kind, capacity, weight = "ess", ess[rid].max_discharge_kw, 0.0
+        elif rid in chargers:
+            c = chargers[rid]
+            kind, capacity, weight = "ev", max(c.max_kw, c.max_discharge_kw), 0.0
+        else:
+            raise InputError(f"{where} is not a PV array, ESS or EV charger of site "
+                             f"{site_id!r}; brokerage resources are pv, ess or ev only")
+        if kind in ("pv", "ess") and capacity > MAX_SMALL_RESOURCE_KW:
+            raise InputError(f"{where}: {capacity:g} kW exceeds the 1,000 kW limit for a "
+                             f"small-scale {kind} resource (규칙 제1.1.2조 97호)")
+        resources.append(Resource(rid, site_id, kind, float(capacity), site_id, weight))  # type: ignore[arg-type]
+    if not resources:
+        raise InputError(f"site {site_id!r} lists no brokerage.resources")
     return Portfolio(tuple(resources))
 
 

@@ -125,6 +125,7 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
         Runtime.options_for(config), poll_interval_s=options.poll_interval_s,
         setpoint_expiry_s=3 * options.poll_interval_s,
         replan_interval_min=options.replan_interval_min, horizon_h=options.horizon_h,
+        bid_dir=out_dir / "bids",  # brokerage bids stay with the demo's outputs
     )
     stats: dict[str, JobStats] = {}
     wall0 = time.perf_counter()

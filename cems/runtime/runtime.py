@@ -1,10 +1,12 @@
-"""The runtime's jobs: poll, aggregate, re-plan, day-ahead plan, dispatch, watchdog.
+"""The runtime's jobs: poll, aggregate, re-plan, day-ahead plan and bids, dispatch, watchdog.
 
 :class:`Runtime` owns the live state of one site and does one thing per job method; the
 scheduler (:mod:`cems.runtime.schedule`) decides when. Safety ranks above the plan: every
 command passes :mod:`cems.dispatch.safety` (limits, SOC, expiry), stale or unreachable
 devices get their safe state and an alarm, and an optimiser failure leaves the last valid
-plan in force, then the rule-based fallback.
+plan in force, then the rule-based fallback. With brokerage enabled the day-ahead job and
+the round-2 job plan over the whole delivery day and write its KPX bid
+(:mod:`cems.runtime.bidding`); a bid that cannot be made raises an alarm, never an exception.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -29,6 +32,9 @@ from cems.dispatch.safety import Command, clamp, hold_grid_limits, is_stale, saf
 from cems.errors import CemsError
 from cems.forecast.accuracy import nmae_pct
 from cems.forecast.load import similar_days_forecast, simple_day_types
+from cems.markets.bids import bids_dir, deadline, write_bid_files
+from cems.markets.portfolio import site_portfolio
+from cems.runtime import bidding
 from cems.runtime.clock import Clock
 from cems.runtime.device_io import DeviceIO
 from cems.runtime.limits import device_limits
@@ -53,6 +59,9 @@ class RuntimeOptions:
     horizon_h: int
     setpoint_expiry_s: float
     day_ahead_time: str = "09:30"
+    bid_round2_time: str = "16:30"
+    bid_dir: Path | None = None  # brokerage bid files; None: <data_dir>/bids
+    bid_retry_min: int = 5  # a failed bid is retried this often until its deadline
     solve_time_limit_s: float = 20.0
     aggregate_interval_min: int = 15
     raw_retention_days: int = 35  # raw readings kept; 15-min aggregates are kept for good
@@ -95,6 +104,9 @@ class Runtime:
         self.plan_log: list[tuple[datetime, pd.Series]] = []  # plan step used by dispatch
         self._plan_lock = asyncio.Lock()
         self._solvers: dict[str, opt.RollingSolver] = {}  # per plan kind: the model is reused
+        self._bid_lock = asyncio.Lock()
+        self._bid_tries: dict[tuple[date, int], datetime] = {}  # last attempt per (D, round)
+        self._bids_missed: set[tuple[date, int]] = set()
 
     @classmethod
     def options_for(cls, config: SiteConfig) -> RuntimeOptions:
@@ -103,6 +115,7 @@ class Runtime:
             poll_interval_s=s.poll_interval_s, replan_interval_min=s.replan_interval_min,
             horizon_h=s.horizon_h, setpoint_expiry_s=s.setpoint_expiry_s,
             day_ahead_time=s.day_ahead_time.strftime("%H:%M"),
+            bid_round2_time=s.bid_round2_time.strftime("%H:%M"),
         )
 
     # ------------------------------------------------------------------ jobs
@@ -137,42 +150,157 @@ class Runtime:
         if self._plan_lock.locked():
             return
         async with self._plan_lock:
-            now = self.clock.now()
-            index = horizon(now, self.config.scheduler.step_min, self.options.horizon_h)
-            try:
-                plan = await asyncio.to_thread(
-                    self.planner, self.config, self.state, now, kind=kind,
-                    horizon_h=self.options.horizon_h,
-                    time_limit_s=self.options.solve_time_limit_s,
-                    load_forecast_kw=self.load_forecast(index),
-                    solver=self._solvers.setdefault(kind, opt.RollingSolver()),
-                )
-            except Exception as exc:  # optimiser failure must never stop the site
-                self.counters.plan_failures += 1
-                keeps = self.plan is not None and self.plan.row_at(now) is not None
-                self.store.raise_alarm(
-                    at=now, code="plan_failed", severity="warning",
-                    message=f"{kind} plan failed ({exc}); "
-                    + ("keeping the last plan" if keeps else "self-consumption fallback"),
-                )
-                log.warning("%s plan failed: %s", kind, exc)
-                return
-            self.store.clear_alarms(at=now, code="plan_failed")
-            self.plan = plan
-            self.counters.plans += 1
-            self.counters.plans_reusing_model += plan.model_reused
-            self.store.record_plan(PlanRecord(
-                created=now, kind=kind, start=plan.start, end=plan.end,
-                inputs_digest=_digest(plan), status=plan.status,
-                objective_krw=plan.objective_krw,
-                build_s=plan.timings_s.get("build"), solve_s=plan.timings_s.get("solve"),
-                extract_s=plan.timings_s.get("extract"),
-                schedule=stored_schedule(plan.schedule, self.config),
-            ))
+            await self._plan_and_store(kind, self.options.horizon_h)
+
+    async def _plan_and_store(self, kind: str, horizon_h: int) -> tuple[Plan | None, int | None,
+                                                                       str | None]:
+        """Solve, store and adopt a plan (call with the plan lock held); returns the plan,
+        its store id and, on failure, the error text (alarm raised, last plan kept)."""
+        now = self.clock.now()
+        index = horizon(now, self.config.scheduler.step_min, horizon_h)
+        try:
+            plan = await asyncio.to_thread(
+                self.planner, self.config, self.state, now, kind=kind,
+                horizon_h=horizon_h,
+                time_limit_s=self.options.solve_time_limit_s,
+                load_forecast_kw=self.load_forecast(index),
+                solver=self._solvers.setdefault(kind, opt.RollingSolver()),
+            )
+        except Exception as exc:  # optimiser failure must never stop the site
+            self.counters.plan_failures += 1
+            keeps = self.plan is not None and self.plan.row_at(now) is not None
+            self.store.raise_alarm(
+                at=now, code="plan_failed", severity="warning",
+                message=f"{kind} plan failed ({exc}); "
+                + ("keeping the last plan" if keeps else "self-consumption fallback"),
+            )
+            log.warning("%s plan failed: %s", kind, exc)
+            return None, None, str(exc) or type(exc).__name__
+        self.store.clear_alarms(at=now, code="plan_failed")
+        self.plan = plan
+        self.counters.plans += 1
+        self.counters.plans_reusing_model += plan.model_reused
+        plan_id = self.store.record_plan(PlanRecord(
+            created=now, kind=kind, start=plan.start, end=plan.end,
+            inputs_digest=_digest(plan), status=plan.status,
+            objective_krw=plan.objective_krw,
+            build_s=plan.timings_s.get("build"), solve_s=plan.timings_s.get("solve"),
+            extract_s=plan.timings_s.get("extract"),
+            schedule=stored_schedule(plan.schedule, self.config),
+        ))
+        return plan, plan_id, None
 
     async def day_ahead(self) -> None:
-        """The D-1 plan for tomorrow (stored; brokerage bids are built from it)."""
-        await self.replan(kind="day_ahead")
+        """The D-1 plan for tomorrow; with brokerage enabled it covers the whole delivery
+        day and the round-1 bid is made from it."""
+        if self.config.brokerage.enabled:
+            await self.bid(1)
+        else:
+            await self.replan(kind="day_ahead")
+
+    async def bid_round2(self) -> None:
+        """The D-1 re-forecast and round-2 bid (before KPX's 17:00 deadline)."""
+        await self.bid(2)
+
+    async def bid(self, round_no: int) -> bool:
+        """Plan over tomorrow, then store and write the round's bid; True when it is made
+        (or was already). Failures raise a ``bid_failed`` alarm (device ``bid_rN``) and are
+        retried by :meth:`bid_watch`; a passed deadline raises ``bid_missed``."""
+        async with self._bid_lock:
+            now = self.clock.now()
+            tz = self.config.site.timezone
+            delivery = bidding.delivery_day(now, tz)
+            if self._bid_made(delivery, round_no):
+                return True
+            closes = deadline(delivery, round_no, tz).to_pydatetime()
+            if now >= closes:
+                self._bid_missed(delivery, round_no, closes, now)
+                return False
+            self._bid_tries[(delivery, round_no)] = now
+            try:
+                await self._make_bid(delivery, round_no, now)
+            except Exception as exc:  # a bid failure must never stop the site
+                self.counters.extra["bid_failures"] = \
+                    self.counters.extra.get("bid_failures", 0) + 1
+                log.exception("round %d bid for %s failed", round_no, delivery)
+                self.store.raise_alarm(
+                    at=now, device=f"bid_r{round_no}", code="bid_failed", severity="critical",
+                    message=f"round {round_no} bid for {delivery} not made ({exc}); retrying "
+                    f"every {self.options.bid_retry_min} min until the deadline "
+                    f"{closes.isoformat()}")
+                return False
+            self.store.clear_alarms(at=now, device=f"bid_r{round_no}")
+            self.counters.extra["bids"] = self.counters.extra.get("bids", 0) + 1
+            return True
+
+    async def _make_bid(self, delivery: date, round_no: int, now: datetime) -> None:
+        tz = self.config.site.timezone
+        portfolio = site_portfolio(self.config)
+        horizon_h = bidding.horizon_covering(now, delivery, tz, self.config.scheduler.step_min,
+                                             self.options.horizon_h)
+        async with self._plan_lock:
+            plan, plan_id, error = await self._plan_and_store("day_ahead", horizon_h)
+        if plan is not None:
+            schedule, source = stored_schedule(plan.schedule, self.config), "plan"
+        else:
+            index = horizon(now, self.config.scheduler.step_min, horizon_h)
+            schedule = bidding.forecast_schedule(self.config, self.state, now, horizon_h,
+                                                 self.load_forecast(index))
+            source = "forecast"
+        bid, notes = bidding.bid_from_schedule(schedule, portfolio, delivery, round_no, tz)
+        if error is not None:
+            notes.insert(0, f"plan failed ({error}): bid from the forecast, storage and V2G 0")
+        closes = deadline(delivery, round_no, tz).to_pydatetime()
+        if self.clock.now() >= closes:
+            raise CemsError(f"the bid was ready only after the deadline {closes.isoformat()}")
+        folder = self.options.bid_dir or bids_dir(self.config)
+        json_path, csv_path = await asyncio.to_thread(write_bid_files, bid, portfolio, folder)
+        self.store.record_bid(
+            market=bidding.MARKET, trade_date=delivery.isoformat(), round_no=round_no,
+            submitted=self.clock.now(), payload={**bid.to_json(portfolio), "source": source,
+                                    "plan_id": plan_id, "notes": notes,
+                                    "files": [str(json_path), str(csv_path)]})
+        for note in notes:
+            log.warning("round %d bid for %s: %s", round_no, delivery, note)
+        log.info("round %d bid for %s from the %s: %.1f kWh; wrote %s", round_no, delivery,
+                 source, float(bid.aggregate_kwh.sum()), json_path)
+
+    async def bid_watch(self) -> None:
+        """Make a bid still owed for tomorrow: retry a failed one (at most every
+        ``bid_retry_min``) or one whose time passed while the runtime was down, until its
+        deadline; after the deadline raise ``bid_missed``."""
+        now = self.clock.now()
+        tz = ZoneInfo(self.config.site.timezone)
+        delivery = bidding.delivery_day(now, self.config.site.timezone)
+        retry = timedelta(minutes=self.options.bid_retry_min)
+        for round_no, at in ((1, self.options.day_ahead_time),
+                             (2, self.options.bid_round2_time)):
+            if self._bid_made(delivery, round_no):
+                continue
+            hour, minute = (int(x) for x in at.split(":"))
+            opens = datetime.combine(delivery - timedelta(days=1), time(hour, minute), tz)
+            closes = deadline(delivery, round_no, self.config.site.timezone).to_pydatetime()
+            last = self._bid_tries.get((delivery, round_no))
+            if now >= closes:
+                self._bid_missed(delivery, round_no, closes, now)
+            elif now >= opens and (last is None or now - last >= retry):
+                await self.bid(round_no)
+
+    def _bid_made(self, delivery: date, round_no: int) -> bool:
+        return not self.store.bids(market=bidding.MARKET, trade_date=delivery.isoformat(),
+                                   round_no=round_no).empty
+
+    def _bid_missed(self, delivery: date, round_no: int, closes: datetime,
+                    now: datetime) -> None:
+        effect = ("KPX counts round 1 for both rounds (규칙 제14.4.1조 ② 4호)" if round_no == 2
+                  else "the day cannot be settled from the bids (round 1 is required)")
+        self.store.raise_alarm(
+            at=now, device=f"bid_r{round_no}", code="bid_missed", severity="critical",
+            message=f"no round {round_no} bid for {delivery} before the deadline "
+            f"{closes.isoformat()}; {effect}")
+        if (delivery, round_no) not in self._bids_missed:
+            self._bids_missed.add((delivery, round_no))
+            log.error("round %d bid for %s missed its deadline %s", round_no, delivery, closes)
 
     def load_forecast(self, index: pd.DatetimeIndex) -> pd.Series | None:
         """Similar-day forecast of the base load from stored 15-min aggregates, or None
@@ -331,7 +459,7 @@ class Runtime:
         tz = self.config.site.timezone
         o = self.options
         hour, minute = (int(x) for x in o.day_ahead_time.split(":"))
-        return [
+        jobs = [
             JobSpec("poll", IntervalTrigger(seconds=o.poll_interval_s, start_date=start,
                                             timezone=tz), self.poll),
             JobSpec("watchdog", IntervalTrigger(seconds=o.poll_interval_s, start_date=start,
@@ -348,6 +476,15 @@ class Runtime:
             JobSpec("daily_report", CronTrigger(hour=0, minute=10, timezone=tz),
                     self.daily_report),
         ]
+        if self.config.brokerage.enabled:
+            hour2, minute2 = (int(x) for x in o.bid_round2_time.split(":"))
+            jobs[4:4] = [
+                JobSpec("bid_round2", CronTrigger(hour=hour2, minute=minute2, timezone=tz),
+                        self.bid_round2),
+                JobSpec("bid_watch", IntervalTrigger(minutes=o.bid_retry_min, start_date=start,
+                                                     timezone=tz), self.bid_watch),
+            ]
+        return jobs
 
     # ------------------------------------------------------------------ helpers
 

@@ -1,4 +1,5 @@
-"""The telemetry store: readings, aggregates, plans, setpoints, alarms, DR events, bids.
+"""The telemetry store: readings, aggregates, plans, setpoints, alarms, DR events, bids,
+settlements.
 
 One class, :class:`TelemetryStore`, over a SQLAlchemy engine (SQLite by default,
 PostgreSQL on request). Writes are batched and idempotent (a reading already stored for
@@ -440,6 +441,50 @@ class TelemetryStore:
             return int(
                 conn.execute(insert(schema.settlements).values(row)).inserted_primary_key[0]
             )
+
+    def bids(self, *, market: str | None = None, trade_date: str | None = None,
+             round_no: int | None = None) -> pd.DataFrame:
+        """Stored bids (optionally of one market, trading day and round), oldest first."""
+        table = schema.bids
+        query = select(table).order_by(table.c.submitted_us, table.c.id)
+        if market is not None:
+            query = query.where(table.c.market == market)
+        if trade_date is not None:
+            query = query.where(table.c.trade_date == trade_date)
+        if round_no is not None:
+            query = query.where(table.c.round == round_no)
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).mappings().all())
+
+    def replace_settlements(
+        self, *, kind: str, reference_prefix: str, rows: Sequence[dict[str, Any]],
+    ) -> int:
+        """Replace the ``kind`` settlements whose reference starts with ``reference_prefix``
+        by ``rows`` (keys as :meth:`record_settlement`), in one transaction; return how many
+        earlier rows were removed. Storing the same settlement twice leaves one copy."""
+        table = schema.settlements
+        if not reference_prefix or any(c in reference_prefix for c in "%_\\"):
+            raise InputError(f"settlement reference prefix {reference_prefix!r} must be "
+                             "non-empty and free of %, _ and \\")
+        records = []
+        for row in rows:
+            reference = str(row["reference"])
+            if not reference.startswith(reference_prefix) or len(reference) > 64:
+                raise InputError(f"settlement reference {reference!r} must start with "
+                                 f"{reference_prefix!r} and have at most 64 characters")
+            detail = row.get("detail")
+            records.append({
+                "kind": kind, "reference": reference,
+                "period_start_us": to_us(row["start"]), "period_end_us": to_us(row["end"]),
+                "amount_krw": float(row["amount_krw"]),
+                "detail_json": None if detail is None else json.dumps(detail, default=str),
+            })
+        with self.engine.begin() as conn:
+            removed = conn.execute(delete(table).where(
+                table.c.kind == kind, table.c.reference.like(f"{reference_prefix}%"))).rowcount
+            if records:
+                conn.execute(insert(table), records)
+        return max(removed or 0, 0)
 
     def settlements(self, kind: str | None = None) -> pd.DataFrame:
         """Settlements stored, oldest first."""

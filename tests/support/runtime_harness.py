@@ -28,16 +28,16 @@ POLL_S = 5.0
 class Harness:
     """The runtime and the simulator of one site, stepped together."""
 
-    def __init__(self, config, tmp_path, planner=make_plan) -> None:
+    def __init__(self, config, tmp_path, planner=make_plan, start: datetime = T0) -> None:
         self.config = config
         spec, _ = simulation_spec(config)
-        self.sim = SiteSimulator(spec, start=T0, autorun=False)
-        self.clock = SteppedClock(T0)
+        self.sim = SiteSimulator(spec, start=start, autorun=False)
+        self.clock = SteppedClock(start)
         self.store = open_store(f"sqlite:///{tmp_path / 'cems.sqlite'}")
         self.io = DeviceIO(build_devices(config, clock=self.clock.now))
         self.runtime = Runtime(config, self.store, self.io, self.clock,
                                Runtime.options_for(config), planner=planner)
-        self.jobs = self.runtime.jobs(T0)
+        self.jobs = self.runtime.jobs(start)
         self.stats = {}
 
     def advance(self, when: datetime) -> None:
