@@ -73,5 +73,7 @@ def run(args: argparse.Namespace) -> int:
         files = ["plan.csv", "actuals.csv", "power_flows.png", "kpis.json", "cems.sqlite"]
         if summary.get("resident"):
             files += ["ami_households.csv", summary["resident"]["report"]]
+        if (args.out / "bids").is_dir():
+            files.append("bids/ (KPX round 1 and 2 bid files for the next day)")
         print(f"  outputs in {args.out}/: {', '.join(files)}")
     return 0
