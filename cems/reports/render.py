@@ -96,6 +96,9 @@ def daily_chart(daily: pd.DataFrame, t: dict[str, str]) -> str:
     ax.bar(days, daily["import_kwh"], label=t["import_kwh"], color="#8a8f98")
     ax.bar(days, daily["supplied_kwh"], bottom=daily["import_kwh"], label=t["supplied_kwh"],
            color="#f2a900")
+    n_days = pd.Timestamp(daily.index[0]).days_in_month  # the whole month, partial or not
+    ax.set_xlim(0.4, n_days + 0.6)
+    ax.set_xticks([1, *range(5, n_days + 1, 5)])
     ax.set_xlabel("day of month / 일")
     ax.set_ylabel("energy [kWh]")
     ax.legend(fontsize=8)
