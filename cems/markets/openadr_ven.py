@@ -36,14 +36,13 @@ import pandas as pd
 from openleadr import OpenADRClient
 from openleadr.enums import OPT
 
-from cems.config.model import DemandResponse, SiteConfig
+from cems.config.model import LOOPBACK_HOSTS, DemandResponse, SiteConfig
 from cems.errors import CemsError, InputError
 from cems.markets.calendar import DrCalendar
 from cems.markets.events import PROGRAMS, DrEvent, check_against, check_event
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SUPPORTED_SIGNALS = (("LOAD_CONTROL", "x-loadControlCapacity"), ("SIMPLE", "level"))
 
 AcceptCallback = Callable[[DrEvent], Awaitable[Any] | Any]
