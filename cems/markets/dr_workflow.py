@@ -10,6 +10,9 @@ the telemetry store (:mod:`cems.store`):
 2. :func:`plan_for_event` re-plans from the live state with that cap as a *hard* DR event in
    every covered plan step (the optimiser's ``DrEvent(hard=True)``: import <= baseline -
    reduction), so the plan cannot exceed CBL minus the committed reduction.
+   :func:`record_event` stores the accepted event with its commitment
+   (:func:`commitment_json`), which the runtime's re-plans turn back into the same rows
+   (:func:`hard_cap_rows`, :mod:`cems.runtime.dr_commitments`).
 3. :func:`settle_and_store`, after the event, measures the reduction against the CBL from
    metered usage, computes the KPX compensation and the household rewards
    (:func:`cems.markets.dr_settlement.settle_event`) and stores the event, one ``dr``
