@@ -16,8 +16,8 @@ with the VTN (retrying every ``retry_s`` while the VTN cannot be reached, with a
 
 After an optIn it asks the runtime for a re-plan at once; from then on every re-plan takes
 the cap from the store (:mod:`cems.runtime.dr_commitments`). Opted-out events are stored as
-``opted_out``; a cancellation from the VTN marks the stored event ``cancelled``, so the
-re-plans drop its cap. :meth:`DrListener.stop` stops the VEN and waits for a re-plan it
+``opted_out``; a cancellation from the VTN marks the stored event ``cancelled`` and asks for
+a re-plan, which drops its cap. :meth:`DrListener.stop` stops the VEN and waits for a re-plan it
 started.
 """
 
@@ -205,23 +205,23 @@ class DrListener:
         key = "dr_opt_in" if decision.opt_in else "dr_opt_out"
         extra[key] = extra.get(key, 0) + 1
         if decision.opt_in:
-            task = asyncio.get_running_loop().create_task(self._replan(decision.openadr_id))
-            self._replans.add(task)
-            task.add_done_callback(self._replans.discard)
+            self._start_replan(decision.openadr_id, "accepted: re-planning with its cap")
             return
         try:
             if decision.event is not None:
                 record_event(self.store, decision.event, opted_in=False, status="opted_out",
                              detail={"reason": decision.reason})
-            elif decision.status == "cancelled":
-                close_event(self.store, decision.openadr_id, status="cancelled",
-                            reason=decision.reason)
+            elif decision.status == "cancelled" and close_event(
+                    self.store, decision.openadr_id, status="cancelled", reason=decision.reason):
+                self._start_replan(decision.openadr_id, "cancelled: re-planning without it")
         except CemsError as exc:
             log.error("DR event %s: could not store the optOut: %s", decision.openadr_id, exc)
 
-    async def _replan(self, event_id: str) -> None:
-        log.info("DR event %s accepted: re-planning with its cap", event_id)
-        await self.runtime.replan()
+    def _start_replan(self, event_id: str, why: str) -> None:
+        log.info("DR event %s %s", event_id, why)
+        task = asyncio.get_running_loop().create_task(self.runtime.replan())
+        self._replans.add(task)
+        task.add_done_callback(self._replans.discard)
 
 
 def listener_for(runtime: Runtime, **options: float) -> DrListener | None:

@@ -168,6 +168,13 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
 
             assert await _until(capped_plan, 30), "no re-plan with the event's cap"
             seen["plan"] = runtime.plan
+            seen["accepted"] = store.dr_event("kpx-0715")
+
+            # the VTN cancels: the stored event is closed and a re-plan drops the cap
+            vtn.cancel_event(VEN_ID, "kpx-0715")
+            assert await _until(lambda: store.dr_event("kpx-0715")["status"] == "cancelled",
+                                20)
+            assert await _until(lambda: not capped_plan(), 30), "cap kept after cancelling"
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would: the service stops
             seen["returned"] = await asyncio.wait_for(service, 60)
         finally:
@@ -186,15 +193,19 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
 
     assert sorted(opts) == [("kpx-0715", "optIn"), ("kpx-late", "optOut")]
     runtime = seen["returned"]
-    assert runtime.counters.extra == {"dr_opt_in": 1, "dr_opt_out": 1}
+    # optIn kpx-0715, optOut kpx-late, optOut kpx-0715 (the answer to its cancellation)
+    assert runtime.counters.extra == {"dr_opt_in": 1, "dr_opt_out": 2}
 
     # stored: the accepted event with its cap, the refused one with the reason
-    accepted = store.dr_event("kpx-0715")
+    accepted = seen["accepted"]
     assert (accepted["status"], accepted["opted_in"], accepted["source"]) == (
         "accepted", True, "openadr")
     commitment = parse_commitment(accepted)
     assert commitment.baseline_kw.tolist() == pytest.approx([48.0] * 4)
     assert commitment.import_max_kw.tolist() == pytest.approx([CAP_KW] * 4)
+    cancelled = store.dr_event("kpx-0715")
+    assert (cancelled["status"], cancelled["opted_in"]) == ("cancelled", False)
+    assert cancelled["detail"]["reason"] == "event is cancelled"
     refused = store.dr_event("kpx-late")
     assert (refused["status"], refused["opted_in"]) == ("opted_out", False)
     # the shifted clock runs on: the notice is a little under 15 minutes when it arrives
