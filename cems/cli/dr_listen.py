@@ -20,6 +20,7 @@ import pandas as pd
 
 from cems.errors import InputError
 from cems.markets.dr_workflow import (
+    close_event,
     commitment_for,
     participants,
     plan_for_event,
@@ -91,7 +92,7 @@ def run_listen(args: argparse.Namespace) -> int:
             objective_krw=plan.objective_krw, build_s=plan.timings_s.get("build"),
             solve_s=plan.timings_s.get("solve"), extract_s=plan.timings_s.get("extract"),
             schedule=stored_schedule(plan.schedule, config)))
-        record_event(store, event, opted_in=True, status="accepted")
+        record_event(store, event, opted_in=True, status="accepted", commitment=commitment)
         caps[event.event_id] = [round(float(v), 3) for v in commitment.import_max_kw]
 
     answered: list[Decision] = []
@@ -102,6 +103,8 @@ def run_listen(args: argparse.Namespace) -> int:
         if event is not None and not decision.opt_in:
             record_event(store, event, opted_in=False, status="opted_out",
                          detail={"reason": decision.reason})
+        if decision.status == "cancelled":
+            close_event(store, decision.openadr_id, status="cancelled", reason=decision.reason)
         line: dict[str, Any] = {"event_id": decision.openadr_id,
                                 "opt": "optIn" if decision.opt_in else "optOut",
                                 "reason": decision.reason}

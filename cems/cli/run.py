@@ -57,5 +57,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"stopped: {c.polls} polls, {c.readings_stored} readings, {c.plans} plans "
           f"({c.plan_failures} failed), {c.commands_written} setpoints, "
           f"{c.safe_state_commands} safe-state commands", flush=True)
+    if config.demand_response.openadr_vtn_url is not None:
+        print(f"DR events from {config.demand_response.openadr_vtn_url}: "
+              f"{c.extra.get('dr_opt_in', 0)} opted in, {c.extra.get('dr_opt_out', 0)} "
+              "opted out", flush=True)
     store.engine.dispose()
     return 0

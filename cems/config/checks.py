@@ -321,6 +321,12 @@ def _markets(config: SiteConfig) -> Iterator[Finding]:
             ("demand_response", "max_reduction_kw"),
             f"must be > 0 when demand response is enabled (got {dr.max_reduction_kw})",
         )
+    if dr.openadr_vtn_url is not None and not dr.enabled:
+        yield Finding(
+            ("demand_response", "openadr_vtn_url"),
+            "is set but demand_response.enabled is false; enable demand response or remove "
+            "the VTN URL",
+        )
     if dr.program == "plus_dr" and config.site.region != "jeju":
         yield Finding(
             ("demand_response", "program"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -29,6 +30,9 @@ Identifier = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
 ]
 """An id: letters, digits, ``_``, ``.`` and ``-``; starts with a letter or digit."""
+
+#: Hosts an unsigned plain-HTTP OpenADR VTN may be on.
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -368,6 +372,26 @@ class DemandResponse(StrictModel):
         1.0, description="Share of DR compensation passed on to households."
     )
     enrolled_at: AwareDatetime | None = None
+    openadr_vtn_url: str | None = Field(
+        None, description="OpenADR 2.0b VTN that `cems run` registers with and polls for "
+        "events (http://127.0.0.1:PORT/OpenADR2/Simple/2.0b; plain HTTP, loopback only)."
+    )
+    ven_name: Identifier | None = Field(
+        None, description="VEN name registered with the VTN (default: the site id)."
+    )
+
+    @field_validator("openadr_vtn_url")
+    @classmethod
+    def _loopback_vtn(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or not parts.path:
+            raise ValueError(
+                f"{value!r}: the VEN speaks plain HTTP without XML signatures, so the VTN must "
+                "be on a loopback address: http://127.0.0.1:PORT/OpenADR2/Simple/2.0b "
+                "(TLS and signatures for a remote VTN are not supported yet)")
+        return value
 
 
 class Scheduler(StrictModel):

@@ -10,6 +10,9 @@ the telemetry store (:mod:`cems.store`):
 2. :func:`plan_for_event` re-plans from the live state with that cap as a *hard* DR event in
    every covered plan step (the optimiser's ``DrEvent(hard=True)``: import <= baseline -
    reduction), so the plan cannot exceed CBL minus the committed reduction.
+   :func:`record_event` stores the accepted event with its commitment
+   (:func:`commitment_json`), which the runtime's re-plans turn back into the same rows
+   (:func:`hard_cap_rows`, :mod:`cems.runtime.dr_commitments`).
 3. :func:`settle_and_store`, after the event, measures the reduction against the CBL from
    metered usage, computes the KPX compensation and the household rewards
    (:func:`cems.markets.dr_settlement.settle_event`) and stores the event, one ``dr``
@@ -37,6 +40,7 @@ from cems.markets.events import DrEvent
 from cems.runtime.planner import Plan, horizon, make_plan
 from cems.runtime.state import SiteState
 from cems.store import TelemetryStore
+from cems.store.timecodec import to_us
 
 
 @dataclass(frozen=True)
@@ -132,23 +136,54 @@ def commitment_for(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
     return DrCommitment(event, cbl, caps)
 
 
+DR_ROW_COLUMNS = ["start", "end", "baseline_kw", "reduction_kw", "price_krw_per_kwh", "mode"]
+
+
+def hard_cap_rows(start: pd.Timestamp, end: pd.Timestamp, baseline_kw: pd.Series,
+                  reduction_kw: float, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Planning-input rows (``PlanningInputs.dr_events``) for a committed reduction over
+    ``[start, end)``: one hard event per plan step of ``index`` that overlaps the window,
+    baseline = the lowest baseline power (kW) of the intervals the step overlaps, so the
+    planned import stays <= baseline - ``reduction_kw`` in every interval of the step."""
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+    slot = (baseline_kw.index[1] - baseline_kw.index[0] if len(baseline_kw) > 1
+            else pd.Timedelta(minutes=15))
+    rows = []
+    for step_start in index[(index < end) & (index + step > start)]:
+        step_end = step_start + step
+        overlap = baseline_kw[(baseline_kw.index < step_end)
+                              & (baseline_kw.index + slot > step_start)]
+        if overlap.empty:
+            raise InputError(f"no baseline for the plan step {step_start.isoformat()} of the DR "
+                             f"window {start.isoformat()} to {end.isoformat()}")
+        rows.append({"start": step_start, "end": step_end, "baseline_kw": float(overlap.min()),
+                     "reduction_kw": float(reduction_kw), "price_krw_per_kwh": 0.0,
+                     "mode": "hard"})
+    return pd.DataFrame(rows, columns=DR_ROW_COLUMNS)
+
+
 def dr_events_frame(commitment: DrCommitment, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Planning-input rows (``PlanningInputs.dr_events``): one hard event per plan step of
     the event window, baseline = the lowest CBL power of the intervals the step overlaps."""
     event = commitment.event
-    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+    return hard_cap_rows(event.start, event.end, commitment.baseline_kw,
+                         float(event.committed_kw or 0.0), index)
+
+
+def commitment_json(commitment: DrCommitment) -> dict[str, Any]:
+    """What a re-plan needs of an accepted event, JSON-ready (stored in the event's detail
+    under ``commitment``): the committed reduction and, per CBL interval (UTC start), the
+    baseline power and the import cap ``baseline - committed``."""
     baseline = commitment.baseline_kw
-    slot = baseline.index[1] - baseline.index[0] if len(baseline) > 1 else pd.Timedelta(
-        minutes=15)
-    rows = []
-    for start in index[(index < event.end) & (index + step > event.start)]:
-        end = start + step
-        overlap = baseline[(baseline.index < end) & (baseline.index + slot > start)]
-        rows.append({"start": start, "end": end, "baseline_kw": float(overlap.min()),
-                     "reduction_kw": float(event.committed_kw or 0.0),
-                     "price_krw_per_kwh": 0.0, "mode": "hard"})
-    columns = ["start", "end", "baseline_kw", "reduction_kw", "price_krw_per_kwh", "mode"]
-    return pd.DataFrame(rows, columns=columns)
+    caps = commitment.import_max_kw
+    return {
+        "committed_kw": float(commitment.event.committed_kw or 0.0),
+        "cbl_method": commitment.cbl.method.name,
+        "interval_min": round(_step_h(baseline.index) * 60),
+        "intervals": [{"start": ts.tz_convert("UTC").isoformat(),
+                       "baseline_kw": float(baseline.loc[ts]),
+                       "import_max_kw": float(caps.loc[ts])} for ts in baseline.index],
+    }
 
 
 def plan_for_event(config: SiteConfig, state: SiteState, now: datetime,
@@ -182,17 +217,44 @@ def plan_for_event(config: SiteConfig, state: SiteState, now: datetime,
 
 
 def record_event(store: TelemetryStore, event: DrEvent, *, opted_in: bool | None,
-                 status: str, detail: Mapping[str, Any] | None = None) -> None:
-    """Insert or update the event row (``dr_events``)."""
+                 status: str, detail: Mapping[str, Any] | None = None,
+                 commitment: DrCommitment | None = None) -> None:
+    """Insert or update the event row (``dr_events``).
+
+    The detail stored before is kept and updated with ``detail``; a ``commitment`` (of an
+    accepted event) is stored under ``detail["commitment"]`` (:func:`commitment_json`),
+    which the runtime's re-plans read (:mod:`cems.runtime.dr_commitments`)."""
+    previous = store.dr_event(event.event_id)
+    merged: dict[str, Any] = dict(previous["detail"]) if previous else {}
+    merged |= {"program": event.program, **dict(detail or {})}
+    if commitment is not None:
+        if commitment.event.event_id != event.event_id:
+            raise InputError(f"commitment of event {commitment.event.event_id!r} given for "
+                             f"event {event.event_id!r}")
+        merged["commitment"] = commitment_json(commitment)
+    elif previous is not None and (previous["start_us"], previous["end_us"],
+                                   previous["reduction_kw"]) != (
+            to_us(event.start), to_us(event.end), float(event.committed_kw or 0.0)):
+        merged.pop("commitment", None)  # the event changed: the old cap no longer applies
     store.upsert_dr_event({
         "event_id": event.event_id, "start": event.start.to_pydatetime(),
         "end": event.end.to_pydatetime(),
         "kind": "increase" if event.program == "plus_dr" else "reduce",
         "reduction_kw": float(event.committed_kw or 0.0), "price_krw_per_kwh": None,
         "notified": event.notified_at.to_pydatetime(), "source": event.source,
-        "opted_in": opted_in, "status": status,
-        "detail": {"program": event.program, **dict(detail or {})},
+        "opted_in": opted_in, "status": status, "detail": merged,
     })
+
+
+def close_event(store: TelemetryStore, event_id: str, *, status: str, reason: str) -> bool:
+    """Mark a stored event as no longer in force (``cancelled``, ``opted_out``): opted_in
+    false, the reason in its detail. Returns False when no such event is stored."""
+    row = store.dr_event(event_id)
+    if row is None:
+        return False
+    row["detail"] = {**row["detail"], "reason": reason}
+    store.upsert_dr_event({**row, "opted_in": False, "status": status})
+    return True
 
 
 def settle_and_store(config: SiteConfig, store: TelemetryStore, usage: pd.DataFrame,

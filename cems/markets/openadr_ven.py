@@ -36,14 +36,13 @@ import pandas as pd
 from openleadr import OpenADRClient
 from openleadr.enums import OPT
 
-from cems.config.model import DemandResponse, SiteConfig
+from cems.config.model import LOOPBACK_HOSTS, DemandResponse, SiteConfig
 from cems.errors import CemsError, InputError
 from cems.markets.calendar import DrCalendar
 from cems.markets.events import PROGRAMS, DrEvent, check_against, check_event
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SUPPORTED_SIGNALS = (("LOAD_CONTROL", "x-loadControlCapacity"), ("SIMPLE", "level"))
 
 AcceptCallback = Callable[[DrEvent], Awaitable[Any] | Any]
@@ -62,6 +61,7 @@ class Decision:
     opt_in: bool
     reason: str
     event: DrEvent | None = None
+    status: str | None = None  # the VTN's event_status when it ends the event (cancelled)
 
 
 def _aware(value: Any, tz: str, where: str) -> pd.Timestamp:
@@ -248,7 +248,8 @@ class OpenAdrVen:
         status = (raw.get("event_descriptor") or {}).get("event_status")
         if status in ("cancelled", "completed"):
             self.accepted.pop(openadr_id, None)
-            return self._answer(Decision(openadr_id, False, f"event is {status}"))
+            return self._answer(Decision(openadr_id, False, f"event is {status}",
+                                         status=status))
         try:
             event = event_from_openadr(raw, notified_at=self._clock(),
                                        dr=self.config.demand_response, tz=self.tz)
@@ -268,6 +269,8 @@ class OpenAdrVen:
                 decision = Decision(event.event_id, False, f"planner failed: {exc}", event)
         if decision.opt_in:
             self.accepted[event.event_id] = event
+        else:  # an update we no longer take part in frees its slot
+            self.accepted.pop(event.event_id, None)
         return self._answer(decision)
 
     async def _call(self, event: DrEvent) -> None:

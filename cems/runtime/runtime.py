@@ -37,6 +37,7 @@ from cems.markets.portfolio import site_portfolio
 from cems.runtime import bidding
 from cems.runtime.clock import Clock
 from cems.runtime.device_io import DeviceIO
+from cems.runtime.dr_commitments import dr_caps
 from cems.runtime.limits import device_limits
 from cems.runtime.planner import Plan, horizon, inputs_digest, make_plan, stored_schedule
 from cems.runtime.schedule import JobSpec
@@ -158,6 +159,8 @@ class Runtime:
         its store id and, on failure, the error text (alarm raised, last plan kept)."""
         now = self.clock.now()
         index = horizon(now, self.config.scheduler.step_min, horizon_h)
+        # accepted DR events in the horizon: hard caps import <= CBL - committed
+        caps = dr_caps(self.store, index, now=now, tz=self.config.site.timezone)
         try:
             plan = await asyncio.to_thread(
                 self.planner, self.config, self.state, now, kind=kind,
@@ -165,13 +168,15 @@ class Runtime:
                 time_limit_s=self.options.solve_time_limit_s,
                 load_forecast_kw=self.load_forecast(index),
                 solver=self._solvers.setdefault(kind, opt.RollingSolver()),
+                dr_events=caps.rows,
             )
         except Exception as exc:  # optimiser failure must never stop the site
             self.counters.plan_failures += 1
             keeps = self.plan is not None and self.plan.row_at(now) is not None
+            with_dr = caps.describe(self.config.site.timezone)
             self.store.raise_alarm(
                 at=now, code="plan_failed", severity="warning",
-                message=f"{kind} plan failed ({exc}); "
+                message=f"{kind} plan failed{' with ' + with_dr if with_dr else ''} ({exc}); "
                 + ("keeping the last plan" if keeps else "self-consumption fallback"),
             )
             log.warning("%s plan failed: %s", kind, exc)

@@ -1,7 +1,9 @@
 """``cems run``: the runtime in real time, on APScheduler, until stopped.
 
-SIGINT or SIGTERM stops the scheduler and reverts every controllable device to its safe
-state before the process exits.
+With ``demand_response.openadr_vtn_url`` the site's OpenADR VEN runs alongside
+(:mod:`cems.runtime.dr_listener`): events received are decided, stored with their import
+cap, and honoured by the re-plans. SIGINT or SIGTERM stops the VEN, then the scheduler, and
+reverts every controllable device to its safe state before the process exits.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from cems.config.model import SiteConfig
 from cems.devices import build_devices
-from cems.runtime.clock import WallClock
+from cems.runtime.clock import Clock, WallClock
 from cems.runtime.device_io import DeviceIO
+from cems.runtime.dr_listener import listener_for
 from cems.runtime.runtime import Runtime, RuntimeOptions
 from cems.runtime.schedule import JobStats, start_realtime, stop_realtime
 from cems.store import TelemetryStore
@@ -28,10 +32,16 @@ log = logging.getLogger(__name__)
 async def run_service(config: SiteConfig, store: TelemetryStore, *,
                       options: RuntimeOptions | None = None,
                       duration_s: float | None = None,
-                      on_started: Callable[[Runtime], None] | None = None) -> Runtime:
-    """Run until SIGINT/SIGTERM (or ``duration_s``); return the runtime for inspection."""
-    clock = WallClock(config.site.timezone)
-    io = DeviceIO(build_devices(config))
+                      on_started: Callable[[Runtime], None] | None = None,
+                      clock: Clock | None = None,
+                      listener_options: dict[str, float] | None = None) -> Runtime:
+    """Run until SIGINT/SIGTERM (or ``duration_s``); return the runtime for inspection.
+
+    ``clock`` is the runtime's "now" (default: the wall clock; a shifted clock replays a
+    day); jobs are scheduled on the wall clock either way. ``listener_options`` go to the
+    VEN listener (:class:`cems.runtime.dr_listener.DrListener`) when a VTN is configured."""
+    clock = clock or WallClock(config.site.timezone)
+    io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, options or Runtime.options_for(config))
     stats: dict[str, JobStats] = {}
     stop = asyncio.Event()
@@ -40,8 +50,11 @@ async def run_service(config: SiteConfig, store: TelemetryStore, *,
         loop.add_signal_handler(sig, stop.set)
     # Interval triggers fire at start + k x interval: start a moment ahead so the first
     # poll and the first plan run at once rather than one interval later.
-    first = clock.now() + timedelta(seconds=0.5)
+    first = datetime.now(ZoneInfo(config.site.timezone)) + timedelta(seconds=0.5)
     scheduler = start_realtime(runtime.jobs(first), timezone=config.site.timezone, stats=stats)
+    listener = listener_for(runtime, **(listener_options or {}))
+    if listener is not None:
+        listener.start()  # registers in the background; the site runs without a VTN too
     if on_started is not None:
         on_started(runtime)
     try:
@@ -51,6 +64,9 @@ async def run_service(config: SiteConfig, store: TelemetryStore, *,
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=duration_s)
     finally:
+        if listener is not None:
+            log.info("stopping the OpenADR VEN")
+            await listener.stop()
         await stop_realtime(scheduler, stats)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

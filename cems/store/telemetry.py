@@ -409,6 +409,19 @@ class TelemetryStore:
             rows = conn.execute(select(table).order_by(table.c.start_us)).mappings().all()
         return pd.DataFrame(rows)
 
+    def dr_event(self, event_id: str) -> dict[str, Any] | None:
+        """One stored DR event row (``detail_json`` parsed into ``detail``), or None."""
+        table = schema.dr_events
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table).where(table.c.event_id == event_id)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        text = out.pop("detail_json", None)
+        out["detail"] = json.loads(text) if text else {}
+        return out
+
     def record_bid(
         self, *, market: str, trade_date: str, round_no: int, submitted: datetime,
         payload: Any,

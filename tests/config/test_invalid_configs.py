@@ -307,6 +307,19 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "unknown meter 'm-9'",
     ),
     (
+        "remote-openadr-vtn",
+        _set("demand_response", {"enabled": True, "max_reduction_kw": 5,
+                                 "openadr_vtn_url": "http://vtn.example.com/OpenADR2/Simple/2.0b"}),
+        "demand_response.openadr_vtn_url",
+        "the VTN must be on a loopback address",
+    ),
+    (
+        "openadr-vtn-with-dr-disabled",
+        _set("demand_response", {"openadr_vtn_url": "http://127.0.0.1:8080/OpenADR2/Simple/2.0b"}),
+        "demand_response.openadr_vtn_url",
+        "is set but demand_response.enabled is false",
+    ),
+    (
         "bad-clock-time",
         _set("loads.deferrable[0].window_start", "25:00"),
         "loads.deferrable[0].window_start",

@@ -155,6 +155,13 @@ def test_plans_setpoints_alarms_markets(store):
     store.upsert_dr_event({**event, "status": "opted_in", "opted_in": True})
     events = store.dr_events()
     assert len(events) == 1 and events.iloc[0]["status"] == "opted_in"
+    store.upsert_dr_event({**event, "status": "accepted", "opted_in": True,
+                           "detail": {"commitment": {"committed_kw": 4.0}}})
+    row = store.dr_event("ev1")
+    assert (row["status"], row["opted_in"], row["start_us"]) == ("accepted", True,
+                                                                 int(T0.timestamp() * 1e6))
+    assert row["detail"] == {"commitment": {"committed_kw": 4.0}}
+    assert store.dr_event("no-such-event") is None
 
     store.record_bid(market="brokerage", trade_date="2026-07-02", round_no=1, submitted=T0,
                      payload={"hours": [1.0] * 24})
