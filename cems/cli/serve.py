@@ -1,5 +1,5 @@
 """``cems serve SITE.yaml [--host 127.0.0.1 --port 8000] [--db URL]``: the web dashboard and
-REST API under uvicorn."""
+REST API under uvicorn (sessions in ``<data_dir>/web_sessions.sqlite``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--users", type=Path, help=f"users file (default data_dir/"
                         f"{USERS_FILE_NAME})")
     parser.add_argument("--session-minutes", type=float, default=60.0,
-                        help="session lifetime (default 60)")
+                        help="session lifetime (default 60); sessions are kept in "
+                        "data_dir/web_sessions.sqlite and survive a restart")
+    parser.add_argument("--forwarded-allow-ips", metavar="IPS", default="",
+                        help="comma-separated addresses of reverse proxies whose "
+                        "X-Forwarded-For/-Proto headers are trusted (client address for the "
+                        "login throttle, https for Secure cookies); default: none")
     parser.set_defaults(handler=run)
 
 
@@ -47,5 +52,8 @@ def run(args: argparse.Namespace) -> int:
                          "operator`")
     store = open_store(args.db, data_dir=config.site.data_dir)
     app = create_app(config, store, users, session_ttl_s=args.session_minutes * 60)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+    proxies = args.forwarded_allow_ips.strip()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False,
+                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+                timeout_graceful_shutdown=5)
     return 0

@@ -60,7 +60,8 @@ def run_add(args: argparse.Namespace) -> int:
     path = args.users or Path(config.site.data_dir) / USERS_FILE_NAME
     UserFile(path).add(args.username, args.role, password, args.household,
                        known_households={h.id for h in config.households})
-    print(f"user {args.username} ({args.role}) saved in {path}")
+    print(f"user {args.username} ({args.role}) saved in {path}; restart `cems serve` to "
+          "apply (a replaced user's sessions end)")
     return 0
 
 
@@ -75,5 +76,6 @@ def run_remove(args: argparse.Namespace) -> int:
     """Remove a user."""
     path = users_path(args.site, args.users)
     UserFile(path).remove(args.username)
-    print(f"user {args.username} removed from {path}")
+    print(f"user {args.username} removed from {path}; restart `cems serve` to end their "
+          "sessions")
     return 0

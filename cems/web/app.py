@@ -1,19 +1,24 @@
 """The FastAPI application: REST API (OpenAPI at /openapi.json) and the HTML pages.
 
-Build with :func:`create_app`; ``cems serve`` runs it under uvicorn. Access rules are in
-:mod:`cems.web.deps`; login and sessions in :mod:`cems.web.auth`; pages in
+Build with :func:`create_app`; ``cems serve`` runs it under uvicorn. Access rules and the
+CSRF check are in :mod:`cems.web.deps`; users and login throttling in :mod:`cems.web.auth`;
+sessions in :mod:`cems.web.sessions`; live figures in :mod:`cems.web.live`; pages in
 :mod:`cems.web.pages`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import AwareDatetime, BaseModel, Field
 
 from cems import __version__
@@ -25,8 +30,19 @@ from cems.reports.district import district_zeb, zeb_dict
 from cems.reports.render import html_to_pdf, resident_html
 from cems.reports.resident import resident_report
 from cems.store import TelemetryStore
-from cems.web.auth import LoginThrottle, Sessions, User, verify
-from cems.web.deps import COOKIE, AppState, check_household, current_user, require, state
+from cems.web.auth import LoginThrottle, User, address_key, verify
+from cems.web.deps import (
+    COOKIE,
+    AppState,
+    check_household,
+    csrf_guard,
+    current_user,
+    require,
+    state,
+    token_of,
+)
+from cems.web.live import LiveFeed, live
+from cems.web.sessions import SESSIONS_FILE_NAME, SessionRecord, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +57,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 MAX_READINGS = 20_000
+STATIC_DIR = Path(__file__).parent / "static"
 
 DateQuery = Annotated[date | None, Query(alias="date", description="YYYY-MM-DD")]
 api = APIRouter(prefix="/api")
@@ -75,21 +92,34 @@ def _day(day: date | None, config: SiteConfig) -> date:
     return day or pd.Timestamp.now(tz=config.site.timezone).date()
 
 
-def login_user(request: Request, username: str, password: str) -> tuple[User, str, float]:
-    """Check credentials; create a session. Logs the username only, never the password."""
+def login_user(request: Request, username: str, password: str
+               ) -> tuple[User, str, SessionRecord]:
+    """Check credentials; create a session. Logs the username only, never the password.
+
+    Refused with 429 while the username or the client address has too many recent
+    failures. A success clears the username's failures but not the address's (otherwise an
+    attacker holding one account could interleave its logins to keep guessing others).
+    """
     st = state(request)
+    address = address_key(request.client.host if request.client else None)
+    if st.address_throttle.blocked(address):
+        log.warning("login refused for user %r from %s: too many failures from that address",
+                    username, address)
+        raise HTTPException(status_code=429, detail="too many failed logins from this "
+                            "address; wait 5 minutes")
     if st.throttle.blocked(username):
         log.warning("login refused for user %r: too many failures", username)
         raise HTTPException(status_code=429, detail="too many failed logins; wait 5 minutes")
     user = verify(st.users, username, password)
     if user is None:
         st.throttle.failed(username)
-        log.warning("login refused for user %r", username)
+        st.address_throttle.failed(address)
+        log.warning("login refused for user %r from %s", username, address)
         raise HTTPException(status_code=401, detail="wrong username or password")
     st.throttle.succeeded(username)
-    token, expires = st.sessions.create(user)
+    token, record = st.sessions.create(user)
     log.info("login ok for user %r (role %s)", user.username, user.role)
-    return user, token, expires
+    return user, token, record
 
 
 def set_session_cookie(response: Response, token: str, request: Request) -> None:
@@ -101,19 +131,19 @@ def set_session_cookie(response: Response, token: str, request: Request) -> None
 
 @api.post("/login", tags=["auth"])
 def api_login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
-    """Log in; returns a bearer token (also set as a cookie) and its expiry."""
-    user, token, expires = login_user(request, body.username, body.password)
+    """Log in; returns a bearer token (also set as a cookie), its expiry and the session's
+    CSRF token (send it as ``X-CSRF-Token`` on writes that use the cookie)."""
+    user, token, record = login_user(request, body.username, body.password)
     set_session_cookie(response, token, request)
     return {"token": token, "token_type": "bearer",
-            "expires_at": pd.Timestamp(expires, unit="s", tz="UTC").isoformat(),
+            "expires_at": pd.Timestamp(record.expires_at, unit="s", tz="UTC").isoformat(),
+            "csrf_token": record.csrf_token,
             "role": user.role, "household_id": user.household_id}
 
 
 @api.post("/logout", tags=["auth"])
 def api_logout(request: Request, response: Response) -> dict[str, str]:
-    """End the session."""
-    from cems.web.deps import token_of
-
+    """End the session (its stored row is deleted)."""
     state(request).sessions.drop(token_of(request))
     response.delete_cookie(COOKIE)
     return {"status": "logged out"}
@@ -277,14 +307,35 @@ def alarms(request: Request, open_only: bool = False) -> list[dict[str, Any]]:
 
 
 def create_app(config: SiteConfig, store: TelemetryStore, users: dict[str, User], *,
-               session_ttl_s: float = 3600.0, sessions: Sessions | None = None) -> FastAPI:
-    """Build the app for one site, store and user table."""
+               session_ttl_s: float = 3600.0, sessions: SessionStore | None = None,
+               live_feed: LiveFeed | None = None,
+               address_throttle: LoginThrottle | None = None) -> FastAPI:
+    """Build the app for one site, store and user table.
+
+    Sessions default to ``<data_dir>/web_sessions.sqlite`` with lifetime ``session_ttl_s``;
+    at start, sessions of users removed or changed in ``users`` are deleted.
+    """
     from cems.web.pages import pages
 
+    own_sessions = sessions is None
+    if sessions is None:
+        sessions = SessionStore(Path(config.site.data_dir) / SESSIONS_FILE_NAME, session_ttl_s)
+    purged = sessions.purge(users)
+    if purged:
+        log.info("session store: removed %d expired or stale sessions", purged)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own_sessions:
+            sessions.close()
+
     app = FastAPI(title=f"CEMS · {config.site.name}", version=__version__,
-                  docs_url=None, redoc_url=None)
-    app.state.cems = AppState(config, store, users, sessions or Sessions(session_ttl_s),
-                              LoginThrottle())
+                  docs_url=None, redoc_url=None, lifespan=lifespan,
+                  dependencies=[Depends(csrf_guard)])
+    app.state.cems = AppState(config, store, users, sessions, LoginThrottle(),
+                              address_throttle or LoginThrottle(max_failures=20),
+                              live_feed or LiveFeed())
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -298,5 +349,7 @@ def create_app(config: SiteConfig, store: TelemetryStore, users: dict[str, User]
         return JSONResponse(status_code=400, content={"detail": str(exc)})
 
     app.include_router(api)
+    app.include_router(live)
     app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

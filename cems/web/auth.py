@@ -1,19 +1,18 @@
-"""Users, password hashes and expiring sessions for the web app.
+"""Users, password hashes and login throttling for the web app.
 
 Users live in a JSON file (default ``<data_dir>/users.json``, written with mode 0600):
 ``{"schema_version": 1, "users": [{"username", "role", "household_id", "password_hash"}]}``.
 Passwords are hashed with Argon2id through ``pwdlib``; the plain password is never stored or
-logged. Sessions are random 256-bit tokens held in memory with an expiry (a restart logs
-everyone out); the server accepts them as ``Authorization: Bearer TOKEN`` or the
-``cems_session`` cookie (HttpOnly, SameSite=Strict), never in a URL.
+logged. Failed logins are throttled per username and per client address
+(:class:`LoginThrottle`). Sessions are in :mod:`cems.web.sessions`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -117,16 +116,11 @@ def verify(users: dict[str, User], username: str, password: str) -> User | None:
 _DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
 
 
-@dataclass(frozen=True)
-class Session:
-    """A logged-in user and when the session ends (monotonic-free: epoch seconds)."""
-
-    user: User
-    expires_at: float
-
-
 class LoginThrottle:
-    """Refuse a username for ``lock_s`` after ``max_failures`` failed logins in that window."""
+    """Refuse a key (a username or a client address) for ``lock_s`` after ``max_failures``
+    failed logins within that window. Bounded: keys without recent failures are forgotten."""
+
+    MAX_KEYS = 10_000
 
     def __init__(self, max_failures: int = 5, lock_s: float = 300.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -136,60 +130,41 @@ class LoginThrottle:
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def blocked(self, username: str) -> bool:
-        """True while the username has too many recent failures."""
+    def blocked(self, key: str) -> bool:
+        """True while the key has too many recent failures."""
         with self._lock:
-            recent = [t for t in self._failures.get(username, []) if t > self.clock() - self.lock_s]
-            self._failures[username] = recent
+            recent = [t for t in self._failures.get(key, []) if t > self.clock() - self.lock_s]
+            if recent:
+                self._failures[key] = recent
+            else:
+                self._failures.pop(key, None)
             return len(recent) >= self.max_failures
 
-    def failed(self, username: str) -> None:
+    def failed(self, key: str) -> None:
         """Record a failed login."""
         with self._lock:
-            self._failures.setdefault(username, []).append(self.clock())
+            if len(self._failures) >= self.MAX_KEYS and key not in self._failures:
+                since = self.clock() - self.lock_s
+                self._failures = {k: v for k, v in self._failures.items() if v[-1] > since}
+            self._failures.setdefault(key, []).append(self.clock())
 
-    def succeeded(self, username: str) -> None:
-        """Forget the failures of a username."""
+    def succeeded(self, key: str) -> None:
+        """Forget the failures of a key."""
         with self._lock:
-            self._failures.pop(username, None)
+            self._failures.pop(key, None)
 
 
-class Sessions:
-    """In-memory session tokens with a fixed lifetime."""
-
-    def __init__(self, ttl_s: float = 3600.0, clock: Callable[[], float] = time.time) -> None:
-        if ttl_s <= 0:
-            raise InputError("session lifetime must be positive")
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._by_token: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def create(self, user: User) -> tuple[str, float]:
-        """A new token for ``user`` and its expiry (epoch seconds)."""
-        token = secrets.token_urlsafe(32)
-        expires = self.clock() + self.ttl_s
-        with self._lock:
-            now = self.clock()
-            self._by_token = {k: v for k, v in self._by_token.items() if v.expires_at > now}
-            self._by_token[token] = Session(user, expires)
-        return token, expires
-
-    def get(self, token: str | None) -> User | None:
-        """The user of a live token, else None (expired tokens are dropped)."""
-        if not token:
-            return None
-        with self._lock:
-            session = self._by_token.get(token)
-            if session is None:
-                return None
-            if session.expires_at <= self.clock():
-                del self._by_token[token]
-                return None
-            return session.user
-
-    def drop(self, token: str | None) -> None:
-        """Log a token out."""
-        if token:
-            with self._lock:
-                self._by_token.pop(token, None)
+def address_key(host: str | None) -> str:
+    """Throttle key of a client address: the IPv4 address, or the IPv6 /64 network (one
+    subscriber usually holds a whole /64); other strings as given."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

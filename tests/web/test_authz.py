@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from cems.config import load_site
 from cems.store import open_store
 from cems.web.app import create_app
-from cems.web.auth import Sessions, UserFile
+from cems.web.auth import UserFile
+from cems.web.live import LiveFeed
+from cems.web.sessions import SessionStore
 
 PASSWORDS = {"op": "operator-pass-1", "brk": "broker-pass-12", "res-a": "resident-a-pass",
              "res-b": "resident-b-pass"}
@@ -35,13 +37,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture(scope="module")
-def client(web_site: Path, clock: Clock) -> Iterator[TestClient]:
+def client(web_site: Path, clock: Clock,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     config = load_site(web_site)
     store = open_store(data_dir=config.site.data_dir)
     users = UserFile(Path(config.site.data_dir) / "users.json").users()
-    app = create_app(config, store, users, sessions=Sessions(600.0, clock=clock))
+    sessions = SessionStore(tmp_path_factory.mktemp("authz") / "web_sessions.sqlite", 600.0,
+                            clock=clock)
+    app = create_app(config, store, users, sessions=sessions,
+                     live_feed=LiveFeed(interval_s=0.05, lifetime_s=1.0))
     with TestClient(app) as c:
         yield c
+    sessions.close()
     store.engine.dispose()
 
 
@@ -82,6 +89,8 @@ MATRIX: list[tuple[str, str, dict | None, set[str]]] = [
     ("POST", "/api/dr-events", DR_BODY, {"op"}),
     ("GET", "/api/bids", None, {"op", "brk"}),
     ("GET", "/api/alarms", None, {"op"}),
+    ("GET", "/api/live", None, {"op", "brk"}),
+    ("GET", "/api/stream/live", None, {"op", "brk"}),
     ("GET", "/dashboard?date=2026-04-10", None, {"op", "brk"}),
     ("GET", "/daily?date=2026-04-10", None, {"op"}),
     ("GET", "/households/h-a/report?month=2026-04", None, {"op", "res-a"}),
@@ -89,10 +98,30 @@ MATRIX: list[tuple[str, str, dict | None, set[str]]] = [
 ]
 
 
+class Answer:
+    """Status and the start of the body of a streamed answer."""
+
+    def __init__(self, status_code: int, text: str) -> None:
+        self.status_code = status_code
+        self.text = text
+
+
 def _call(client: TestClient, method: str, path: str, body: dict | None,
           token: str | None):  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     client.cookies.clear()
+    if path.startswith("/api/stream/"):  # read the first event only; never the whole stream
+        with client.stream(method, path, headers=headers) as r:
+            text = ""
+            if r.status_code == 200:
+                for line in r.iter_lines():
+                    text += line + "\n"
+                    if line.startswith("data:"):
+                        break
+                assert "event: live" in text, text
+            else:
+                text = r.read().decode()
+            return Answer(r.status_code, text)
     return client.request(method, path, json=body, headers=headers, follow_redirects=False)
 
 
@@ -111,6 +140,40 @@ def test_every_role_on_every_endpoint(client: TestClient, tokens: dict[str, str]
         assert anonymous.status_code == 401
     else:
         assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+
+
+PUBLIC = ["/login", "/openapi.json", "/static/live.js"]
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_public_paths_answer_everyone(client: TestClient, tokens: dict[str, str],
+                                      path: str) -> None:
+    for token in [*tokens.values(), None]:
+        assert _call(client, "GET", path, None, token).status_code == 200, (path, token)
+
+
+def test_every_route_is_in_the_matrix(client: TestClient) -> None:
+    """A new route must be added to MATRIX (or PUBLIC / the auth routes) to pass."""
+    from fastapi.routing import APIRoute
+
+    covered = {p.split("?")[0] for _, p, _, _ in MATRIX} | set(PUBLIC)
+    covered |= {"/api/login", "/api/logout", "/logout", "/"}
+    covered |= {"/api/households/{household_id}/report", "/api/households/{household_id}/usage",
+                "/api/households/{household_id}/report.pdf",
+                "/households/{household_id}/report"}
+    routes = {r.path for r in client.app.routes if isinstance(r, APIRoute)}
+    assert routes - covered == set()
+
+
+def test_home_sends_each_role_to_its_start_page(client: TestClient,
+                                               tokens: dict[str, str]) -> None:
+    expected = {"op": "/dashboard", "brk": "/dashboard", "res-a": "/households/h-a/report",
+                "res-b": "/households/h-b/report"}
+    for user, token in tokens.items():
+        r = _call(client, "GET", "/", None, token)
+        assert (r.status_code, r.headers["location"]) == (303, expected[user])
+    r = _call(client, "GET", "/", None, None)
+    assert (r.status_code, r.headers["location"]) == (303, "/login")
 
 
 def test_resident_a_cannot_read_b_in_any_form(client: TestClient,

@@ -1,5 +1,7 @@
-"""Browser test: headless Chromium (Debian ``chromium``) driven by Playwright logs in as a
-resident, opens the report page and checks the saving shown equals the API's number.
+"""Browser tests: headless Chromium (Debian ``chromium``) driven by Playwright logs in as a
+resident, opens the report page, checks the saving shown equals the API's number and logs
+out (the form's CSRF field); logs in as an operator and watches a live power figure on the
+dashboard change without a reload (Server-Sent Events, script from 'self' under the CSP).
 
 The server is a real ``cems serve`` process on 127.0.0.1 and a free port, started and
 stopped here, bounded in time. Without /usr/bin/chromium the test skips on a developer
@@ -10,15 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback_ports import free_port as _free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -37,41 +35,11 @@ def _need_chromium() -> None:
     pytest.skip(message)
 
 
-
-
 @pytest.fixture(scope="module")
-def server(web_site: Path) -> Iterator[str]:
+def server(module_site: Path, cems_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
     _need_chromium()
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "cems", "serve", str(web_site),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/login", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read() if proc.stdout else ""
-                pytest.fail(f"cems serve did not start within 30 s:\n{out[-2000:]}")
-            time.sleep(0.2)
+    with cems_server(module_site) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def _api_saving(base: str) -> int:
@@ -112,8 +80,66 @@ def test_resident_sees_the_api_saving(server: str) -> None:
             # the resident cannot open the neighbour's page
             other = page.goto(f"{server}/households/h-b/report?month=2026-04")
             assert other is not None and other.status == 403
+            # log out with the report page's button (its form carries the CSRF token)
+            page.goto(f"{server}/households/h-a/report?month=2026-04&lang=en")
+            page.click("#logout")
+            page.wait_for_url("**/login")
+            page.goto(f"{server}/households/h-a/report?month=2026-04")
+            assert page.url.endswith("/login")
         finally:
             browser.close()
     assert shown_krw == expected
     assert shown_text.replace(",", "").split()[0] == str(expected)
     assert (ARTIFACTS / "resident_report.png").stat().st_size > 10_000
+
+
+def _write_power(site: Path, device: str, kw: float) -> None:
+    """A reading stamped now, written into the served site's store from outside."""
+    import pandas as pd
+
+    from cems.store import open_store
+
+    store = open_store(data_dir=site.parent / "data")
+    try:
+        store.write_readings([(pd.Timestamp.now(tz="UTC"), device, "active_power_kw", kw,
+                               "good")])
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_operator_dashboard_power_updates_live(server: str, module_site: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    _write_power(module_site, "pv-1", 12.5)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                    if r.status >= 400 else None)
+            page.goto(f"{server}/login")
+            page.fill("#username", "op")
+            page.fill("#password", "operator-pass-1")
+            page.click("#login-button")
+            page.wait_for_url("**/dashboard")
+            status = page.locator("#live-status")
+            expect(status).to_have_attribute("data-state", "live")  # the script got an event
+            pv = page.locator('#live tr[data-device="pv-1"] td.kw')
+            expect(pv).to_have_text("12.5")
+            # a new reading reaches the open page without a reload (stream every 5 s)
+            _write_power(module_site, "pv-1", 27.5)
+            page.evaluate("window.__same_page = true")
+            expect(pv).to_have_text("27.5", timeout=20_000)
+            assert page.evaluate("window.__same_page") is True
+            page.screenshot(path=str(ARTIFACTS / "operator_dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    # no CSP violation or script error in the console
+    assert errors == []
