@@ -86,3 +86,21 @@ def test_config_reference_is_current(repo_root):
         "docs/config-reference.md is stale: run "
         "`python -m cems.config.reference > docs/config-reference.md`"
     )
+
+
+def test_every_data_file_of_the_packages_is_declared_package_data(repo_root):
+    # A file the code reads at run time (templates, tariff YAML, the dashboard's script)
+    # but that no package-data pattern names would be missing from a wheel install.
+    import fnmatch
+    import tomllib
+
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = project["tool"]["setuptools"]["package-data"]["*"]
+    undeclared = [
+        str(path.relative_to(repo_root))
+        for package in ("cems", "optimizer", "tariffs", "device_drivers")
+        for path in (repo_root / package).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+        and not any(fnmatch.fnmatch(path.name, p) for p in patterns)
+    ]
+    assert not undeclared, f"add patterns for these to [tool.setuptools.package-data]: {undeclared}"
