@@ -3,7 +3,10 @@
 The VTN is openleadr's own ``OpenADRServer`` on 127.0.0.1 (a free port, plain HTTP, no
 signatures) in the test's event loop; the VEN is :class:`cems.markets.openadr_ven.OpenAdrVen`.
 The simulated "now" is Tuesday 2027-03-16 17:00 KST (D-1); the event is Wednesday 2027-03-17
-14:00-15:00 KST. Plans are real HiGHS solves, the store a real SQLite file. Every expected
+14:00-15:00 KST. The VTN treats events in its own wall-clock past as completed, so once that
+week is near, every date moves by whole weeks (weekdays stay weekdays) to a holiday-free
+week at least 7 days ahead; the hand arithmetic does not depend on the week. Plans are real
+HiGHS solves, the store a real SQLite file. Every expected
 number is computed by hand in the comments below.
 """
 
@@ -19,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import holidays
 import pandas as pd
 import pytest
 import yaml
@@ -43,23 +47,54 @@ from cems.store import open_store
 pytestmark = pytest.mark.timeout(90)
 
 TZ = "Asia/Seoul"
-NOW = pd.Timestamp("2027-03-16T17:00", tz=TZ)  # Tuesday, D-1
-EVENT_START = pd.Timestamp("2027-03-17T14:00", tz=TZ)  # Wednesday (no holiday in March but 3/1)
-EVENT_END = pd.Timestamp("2027-03-17T15:00", tz=TZ)
+BASE_NOW = pd.Timestamp("2027-03-16T17:00", tz=TZ)  # Tuesday, D-1 of the hand-computed week
+
+
+def _weeks_ahead() -> int:
+    """Whole weeks to move the hand-computed week: 0 until it is within 7 days of today."""
+    today = pd.Timestamp.now(tz=TZ)
+    years = range(BASE_NOW.year, today.year + 3)
+    kr_holidays = {pd.Timestamp(d).date() for d in holidays.KR(years=years)}
+    weeks = 0
+    while True:
+        now = BASE_NOW + pd.Timedelta(weeks=weeks)
+        window = pd.date_range(now - pd.Timedelta(days=8), now + pd.Timedelta(days=4), freq="D")
+        if now >= today + pd.Timedelta(days=7) and not {d.date() for d in window} & kr_holidays:
+            return weeks
+        weeks += 1
+
+
+SHIFT_WEEKS = _weeks_ahead()
+SHIFT = pd.Timedelta(weeks=SHIFT_WEEKS)
+
+
+def day(month: int, dom: int) -> date:
+    """A date of the hand-computed week (March 2027), moved by :data:`SHIFT`."""
+    return date(2027, month, dom) + timedelta(weeks=SHIFT_WEEKS)
+
+
+def at(text: str) -> pd.Timestamp:
+    """A KST time of the hand-computed week, moved by :data:`SHIFT`."""
+    return pd.Timestamp(text, tz=TZ) + SHIFT
+
+
+NOW = at("2027-03-16T17:00")  # Tuesday, D-1
+EVENT_START = at("2027-03-17T14:00")  # Wednesday (no holiday in the window)
+EVENT_END = at("2027-03-17T15:00")
 VEN_ID = "ven-id-1"
 LOAD_KW = 16.0  # site load forecast, flat
 
 # kWh per 15-minute slot in 14:00-15:00 (the same in all four slots) per meter and day.
 EVENT_SLOT_KWH: dict[date, dict[str, float]] = {
-    date(2027, 3, 8): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Mon: 6th weekday back, not used
-    date(2027, 3, 9): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Tue: 7th weekday back, not used
-    date(2027, 3, 10): {"m1": 1.0, "m2": 2.0, "m3": 0.5},  # Wed
-    date(2027, 3, 11): {"m1": 1.2, "m2": 1.8, "m3": 0.7},  # Thu
-    date(2027, 3, 12): {"m1": 0.8, "m2": 2.2, "m3": 0.6},  # Fri
-    date(2027, 3, 13): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sat: not a 평일
-    date(2027, 3, 14): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sun: not a 평일
-    date(2027, 3, 15): {"m1": 1.1, "m2": 2.1, "m3": 0.4},  # Mon
-    date(2027, 3, 16): {"m1": 0.9, "m2": 1.9, "m3": 0.8},  # Tue (D-1, metered until 17:00)
+    day(3, 8): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Mon: 6th weekday back, not used
+    day(3, 9): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Tue: 7th weekday back, not used
+    day(3, 10): {"m1": 1.0, "m2": 2.0, "m3": 0.5},  # Wed
+    day(3, 11): {"m1": 1.2, "m2": 1.8, "m3": 0.7},  # Thu
+    day(3, 12): {"m1": 0.8, "m2": 2.2, "m3": 0.6},  # Fri
+    day(3, 13): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sat: not a 평일
+    day(3, 14): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sun: not a 평일
+    day(3, 15): {"m1": 1.1, "m2": 2.1, "m3": 0.4},  # Mon
+    day(3, 16): {"m1": 0.9, "m2": 1.9, "m3": 0.8},  # Tue (D-1, metered until 17:00)
 }
 OTHER_SLOT_KWH = 0.3
 # Metered usage in the event hour, per 15-minute slot.
@@ -227,7 +262,7 @@ def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path) -> 
     assert commitment.cbl.aggregate.kwh.tolist() == pytest.approx([CBL_SLOT_KWH] * 4)
 
     # ---- after the event: metered usage -> settlement and rewards ---------------------------
-    metered = _usage({date(2027, 3, 17): EVENT_USAGE_KWH}, EVENT_END)
+    metered = _usage({day(3, 17): EVENT_USAGE_KWH}, EVENT_END)
     metered = metered[metered["timestamp"] >= EVENT_START]
     usage = pd.concat([history, metered], ignore_index=True)
     settlement = settle_and_store(config, store, usage, event, rbp_krw_per_kw=36000.0,
@@ -258,7 +293,8 @@ def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path) -> 
     assert dr_rows["amount_krw"].tolist() == [3690.0]
     reward_rows = store.settlements("dr_reward")
     assert sorted(reward_rows["amount_krw"].tolist()) == [337.0, 1011.0, 1235.0]
-    start, end = pd.Timestamp("2027-03-01", tz=TZ), pd.Timestamp("2027-04-01", tz=TZ)
+    start = EVENT_START.to_period("M").start_time.tz_localize(TZ)
+    end = (EVENT_START.to_period("M") + 1).start_time.tz_localize(TZ)
     for household in config.households:
         assert dr_reward_krw(store, household, start, end) == rewards[household.id]
     with pytest.raises(InputError, match="already settled"):
@@ -338,8 +374,8 @@ def test_unsupported_signal_and_weekend_event_and_remote_vtn() -> None:
     dr = config.demand_response
     with pytest.raises(InputError, match="no supported signal"):
         event_from_openadr(_raw("ELECTRICITY_PRICE", "price", [100.0]), notified_at=NOW, dr=dr)
-    saturday = DrEvent("sat", "kukmin_dr", pd.Timestamp("2027-03-20T14:00", tz=TZ),
-                       pd.Timestamp("2027-03-20T15:00", tz=TZ), NOW, 4.0, "openadr")
+    saturday = DrEvent("sat", "kukmin_dr", at("2027-03-20T14:00"),
+                       at("2027-03-20T15:00"), NOW, 4.0, "openadr")
     assert "Saturday, Sunday or public holiday" in decide(saturday, dr).reason
     with pytest.raises(InputError, match="loopback"):
         OpenAdrVen(config, vtn_url="http://vtn.example.com/OpenADR2/Simple/2.0b",
