@@ -58,7 +58,12 @@ def base_load(config: SiteConfig, index: pd.DatetimeIndex) -> pd.Series:
     k = 1.0
     if base.peak_kw is not None:
         # load = mean * (1 + k (shape - 1)); peak = mean (1 + k (max - 1)); keep load >= 10 %
-        smax, smin = float(shape.max()), float(shape.min())
+        # the whole typical day's extremes, not the horizon's: a 2-h horizon must give the
+        # same kW as those 2 h of a whole-day forecast
+        step = (index[1] - index[0]) if len(index) > 1 else pd.Timedelta(minutes=15)
+        whole_day = _shape(pd.date_range("2026-01-01", "2026-01-02", freq=step,
+                                         inclusive="left"))
+        smax, smin = float(whole_day.max()), float(whole_day.min())
         k = (base.peak_kw / mean_kw - 1.0) / (smax - 1.0)
         k = float(np.clip(k, 0.0, 0.9 / (1.0 - smin)))
     return pd.Series(mean_kw * (1.0 + k * (shape - 1.0)), index=index, name="load_kw")

@@ -54,6 +54,16 @@ def test_default_load_matches_daily_energy(sejong) -> None:  # type: ignore[no-u
     assert 18 <= load.idxmax().hour <= 21
 
 
+def test_default_load_of_a_short_horizon_is_a_slice_of_the_day(sejong) -> None:  # type: ignore[no-untyped-def]
+    # A rolling 2-h plan must see the same kW as those 2 h of a whole-day forecast (the
+    # scaling to peak_kw once used only the horizon's part of the shape).
+    day = base_load(sejong, horizon_index(sejong, "2026-07-15", 1))
+    for start in ("2026-07-15 03:00", "2026-07-15 12:15", "2026-07-15 19:30"):
+        idx = pd.date_range(start, periods=8, freq="15min", tz="Asia/Seoul")
+        np.testing.assert_allclose(base_load(sejong, idx).to_numpy(), day[idx].to_numpy(),
+                                   rtol=1e-12)
+
+
 def test_default_ev_sessions_and_deferrable_windows(sejong) -> None:  # type: ignore[no-untyped-def]
     idx = horizon_index(sejong, "2026-07-15", 1)
     inputs = default_inputs(sejong, idx)
