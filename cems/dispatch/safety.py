@@ -169,25 +169,51 @@ def hold_grid_limits(
     grid_kw: float,
     import_limit_kw: float,
     export_limit_kw: float,
+    present_kw: Mapping[str, float | None] | None = None,
 ) -> list[Command]:
-    """Trim commands so the measured grid exchange returns within the site's limits.
+    """Trim commands so the grid exchange returns within the site's limits.
 
-    ``grid_kw`` is the present exchange (import > 0) *with the commands' predecessors in
-    force*; the change each command makes relative to the device's present output is not
-    known here, so the correction is applied as additional power: to cut import, first
-    reduce EV charging, then deferrable loads, then add ESS discharge; to cut export, first
-    add ESS charging, then cap PV. Each adjusted command stays within its device limits.
+    ``grid_kw`` is the measured exchange (import > 0) with the devices at their present
+    outputs. With ``present_kw`` (each device's measured output, sign as its command) the
+    exchange the commands will cause is predicted first (:func:`predicted_grid_kw`), so the
+    correction is made once, relative to what the devices do now, and does not flip between
+    the plan and the plan plus a correction on alternate dispatches. Devices without a
+    present output count as already at their command. To cut import: first reduce EV
+    charging, then deferrable loads, then add ESS discharge; to cut export: first add ESS
+    charging, then cap PV. Each adjusted command stays within its device limits.
     """
     result = list(commands)
-    excess = grid_kw - import_limit_kw
+    grid_after_kw = predicted_grid_kw(result, limits, grid_kw, present_kw or {})
+    excess = grid_after_kw - import_limit_kw
     if excess > 1e-9:
         order = (("ev_charger", -1.0), ("deferrable", -1.0), ("ess", +1.0))
         excess = _shift(result, limits, order, excess, "import")
-    surplus = -grid_kw - export_limit_kw
+    surplus = -grid_after_kw - export_limit_kw
     if surplus > 1e-9:
         order = (("ess", -1.0), ("pv", -1.0))
         _shift(result, limits, order, surplus, "export")
     return result
+
+
+def predicted_grid_kw(commands: Sequence[Command], limits: Mapping[str, DeviceLimits],
+                      grid_kw: float, present_kw: Mapping[str, float | None]) -> float:
+    """The grid exchange (import > 0) once ``commands`` replace the present outputs.
+
+    Sources (ESS, fuel cell) lower import by what they add; sinks (EV charging, deferrable
+    loads) raise it; a PV cap below the present output raises it by the cut."""
+    grid = grid_kw
+    for command in commands:
+        device = limits.get(command.device_id)
+        present = present_kw.get(command.device_id)
+        if device is None or present is None or not math.isfinite(present):
+            continue
+        if device.kind in ("ess", "fuel_cell"):
+            grid -= command.power_kw - present
+        elif device.kind in ("ev_charger", "deferrable"):
+            grid += command.power_kw - present
+        elif device.kind == "pv":
+            grid += max(present - command.power_kw, 0.0)
+    return grid
 
 
 def _shift(commands: list[Command], limits: Mapping[str, DeviceLimits],

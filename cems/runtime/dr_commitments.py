@@ -154,5 +154,23 @@ def dr_caps(store: TelemetryStore, index: pd.DatetimeIndex, *, now: datetime,
     return DrCaps(tuple(commitments), rows, tuple(unusable))
 
 
+def import_cap_kw(commitments: tuple[StoredCommitment, ...], now: datetime) -> float | None:
+    """The committed import cap in force at ``now`` (the lowest if events overlap), or None.
+
+    The dispatcher holds the measured import under ``min(import_limit_kw, this)`` in real
+    time, so a load above its forecast during an event is cut back to the cap (within what
+    the flexible devices can give), not only planned under it."""
+    at = pd.Timestamp(now)
+    caps = []
+    for c in commitments:
+        if not c.start <= at < c.end:
+            continue
+        starts = c.import_max_kw.index
+        position = int(starts.searchsorted(at, side="right")) - 1
+        if position >= 0:
+            caps.append(float(c.import_max_kw.iloc[position]))
+    return min(caps) if caps else None
+
+
 __all__ = ["UNCAPPED_ALARM", "DrCaps", "StoredCommitment", "accepted_rows", "dr_caps",
-           "parse_commitment"]
+           "import_cap_kw", "parse_commitment"]

@@ -37,7 +37,7 @@ from cems.markets.portfolio import site_portfolio
 from cems.runtime import bidding
 from cems.runtime.clock import Clock
 from cems.runtime.device_io import DeviceIO
-from cems.runtime.dr_commitments import dr_caps
+from cems.runtime.dr_commitments import StoredCommitment, dr_caps, import_cap_kw
 from cems.runtime.limits import device_limits
 from cems.runtime.planner import Plan, horizon, inputs_digest, make_plan, stored_schedule
 from cems.runtime.schedule import JobSpec
@@ -104,6 +104,7 @@ class Runtime:
         self.in_safe_state: set[str] = set()
         self.plan_log: list[tuple[datetime, pd.Series]] = []  # plan step used by dispatch
         self._plan_lock = asyncio.Lock()
+        self.dr_commitments: tuple[StoredCommitment, ...] = ()  # accepted DR events' caps
         self._solvers: dict[str, opt.RollingSolver] = {}  # per plan kind: the model is reused
         self._bid_lock = asyncio.Lock()
         self._bid_tries: dict[tuple[date, int], datetime] = {}  # last attempt per (D, round)
@@ -161,6 +162,7 @@ class Runtime:
         index = horizon(now, self.config.scheduler.step_min, horizon_h)
         # accepted DR events in the horizon: hard caps import <= CBL - committed
         caps = dr_caps(self.store, index, now=now, tz=self.config.site.timezone)
+        self.dr_commitments = caps.commitments  # held in real time by dispatch, plan or not
         try:
             plan = await asyncio.to_thread(
                 self.planner, self.config, self.state, now, kind=kind,
@@ -426,9 +428,15 @@ class Runtime:
         grid_kw = self._grid_kw()
         if grid_kw is not None:
             grid = self.config.site.grid
+            import_limit_kw = grid.import_limit_kw
+            dr_cap_kw = import_cap_kw(self.dr_commitments, now)
+            if dr_cap_kw is not None:
+                import_limit_kw = min(import_limit_kw, dr_cap_kw)
+            present = {d: self.state.status(d).power_kw for d in self.limits}
             commands = hold_grid_limits(commands, self.limits, grid_kw=grid_kw,
-                                        import_limit_kw=grid.import_limit_kw,
-                                        export_limit_kw=grid.export_limit_kw)
+                                        import_limit_kw=import_limit_kw,
+                                        export_limit_kw=grid.export_limit_kw,
+                                        present_kw=present)
         await self._send(commands, now)
         self.counters.dispatches += 1
 

@@ -16,6 +16,7 @@ from cems.dispatch.safety import (
     clamp,
     hold_grid_limits,
     is_stale,
+    predicted_grid_kw,
     safe_state,
 )
 
@@ -147,6 +148,40 @@ def test_safety_commands_are_not_moved_by_limit_holding():
     held = hold_grid_limits(commands, limits, grid_kw=1600, import_limit_kw=1500,
                             export_limit_kw=800)
     assert held[0].power_kw == 0.0 and held[0].reason == "safety"
+
+
+def test_hold_relative_to_present_output_settles_instead_of_flipping():
+    limits = {"ess-1": ESS}
+    plan = [Command("ess-1", 20.0, NOW + EXPIRY, "plan")]
+    # Dispatch 1: the ESS gives its planned 20 kW and the site imports 80 kW against a
+    # 50 kW cap: 30 kW more discharge -> 50 kW.
+    first = hold_grid_limits(plan, limits, grid_kw=80, import_limit_kw=50,
+                             export_limit_kw=800, present_kw={"ess-1": 20.0})
+    assert first[0].power_kw == pytest.approx(50.0)
+    # Dispatch 2: the ESS now gives 50 kW and the import is 50 kW. The plan still says
+    # 20 kW, which would bring the import back to 50 + (50 - 20) = 80 kW: the hold keeps
+    # 50 kW (without the present output it would drop back to the plan's 20 kW).
+    second = hold_grid_limits(plan, limits, grid_kw=50, import_limit_kw=50,
+                              export_limit_kw=800, present_kw={"ess-1": 50.0})
+    assert second[0].power_kw == pytest.approx(50.0) and second[0].reason == "limit"
+    blind = hold_grid_limits(plan, limits, grid_kw=50, import_limit_kw=50,
+                             export_limit_kw=800)
+    assert blind[0].power_kw == pytest.approx(20.0)
+
+
+def test_predicted_grid_counts_each_kind_of_change():
+    limits = {"ess-1": ESS, "evc-1": EV, "fc-1": FC, "pv-1": PV}
+    commands = [
+        Command("ess-1", 30.0, NOW + EXPIRY, "plan"),   # 10 -> 30 kW discharge: -20
+        Command("evc-1", 11.0, NOW + EXPIRY, "plan"),   # 5 -> 11 kW charging: +6
+        Command("fc-1", 100.0, NOW + EXPIRY, "plan"),   # 120 -> 100 kW: +20
+        Command("pv-1", 50.0, NOW + EXPIRY, "plan"),    # cap 50 under 70 kW output: +20
+    ]
+    present = {"ess-1": 10.0, "evc-1": 5.0, "fc-1": 120.0, "pv-1": 70.0}
+    # 200 - 20 + 6 + 20 + 20 = 226 kW
+    assert predicted_grid_kw(commands, limits, 200.0, present) == pytest.approx(226.0)
+    # unknown present outputs change nothing
+    assert predicted_grid_kw(commands, limits, 200.0, {}) == pytest.approx(200.0)
 
 
 def test_fallback_shares_deficit_by_power_limit():

@@ -17,7 +17,7 @@ import pytest
 from cems.config.model import SiteConfig
 from cems.markets.dr_workflow import close_event, commitment_for, record_event
 from cems.markets.events import DrEvent
-from cems.runtime.dr_commitments import UNCAPPED_ALARM, dr_caps, parse_commitment
+from cems.runtime.dr_commitments import UNCAPPED_ALARM, dr_caps, import_cap_kw, parse_commitment
 from cems.runtime.planner import horizon
 from cems.store import open_store
 
@@ -97,6 +97,19 @@ def test_accepted_event_becomes_hard_rows_per_step(store) -> None:
     # a horizon that ends at 13:00 does not see the event
     early = horizon(NOW.to_pydatetime(), 15, 1)  # 11:45 .. 12:45
     assert len(dr_caps(store, early, now=NOW.to_pydatetime(), tz=TZ).rows) == 0
+
+
+def test_import_cap_in_force_per_interval(store) -> None:
+    config = _config()
+    record_event(store, _event(), opted_in=True, status="accepted",
+                 commitment=commitment_for(config, _usage(), _event()))
+    index = horizon(NOW.to_pydatetime(), 15, 4)
+    commitments = dr_caps(store, index, now=NOW.to_pydatetime(), tz=TZ).commitments
+    at = [START - pd.Timedelta(seconds=1), START, START + pd.Timedelta(minutes=14),
+          START + pd.Timedelta(minutes=15), START + pd.Timedelta(minutes=59), END]
+    # before: none; the four 15-min caps 52/48/44/40 kW in turn; from the end: none
+    assert [import_cap_kw(commitments, t.to_pydatetime()) for t in at] == [
+        None, 52.0, 52.0, 48.0, 40.0, None]
 
 
 def test_opted_out_cancelled_and_ended_events_are_ignored(store) -> None:

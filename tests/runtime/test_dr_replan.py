@@ -204,3 +204,49 @@ def test_infeasible_cap_raises_an_alarm_naming_the_event(small_site_path: Path,
     message = failed["message"].iloc[0]
     assert "kpx-0715 (2026-07-15 13:00-14:00, import <= 50 kW = CBL - 10 kW)" in message
     assert "self-consumption fallback" in message
+
+
+def test_dispatch_holds_the_cap_when_the_load_exceeds_its_forecast(
+        small_site_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # From 13:05 the simulated load is 10 % above what the plans expected. With the cap in
+    # the real-time hold, dispatch adds ESS discharge beyond the plan ("limit" setpoints)
+    # and the measured import in the rest of the event is lower than with the hold given
+    # only the site's 600 kW import limit (the same run with the DR cap hidden from it).
+    import cems.runtime.runtime as runtime_module
+
+    config = _dr_site(small_site_path)
+    commitment = commitment_for(config, _usage(), _event())
+
+    def measure(folder: str) -> tuple[float, int]:
+        result: dict[str, object] = {}
+
+        async def scenario() -> None:
+            h = Harness(config, tmp_path / folder)
+            record_event(h.store, _event(), opted_in=True, status="accepted",
+                         commitment=commitment)
+            await h.sim.start()
+            try:
+                await h.run_until(EVENT_START.to_pydatetime() + timedelta(minutes=5))
+                h.sim.twin.load.daily_energy_kwh *= 1.10
+                imports = []
+                for minute in range(6, 60):
+                    await h.run_until(EVENT_START.to_pydatetime() + timedelta(minutes=minute))
+                    imports.append(max(h.physical("grid-meter")["active_power_kw"], 0.0))
+                result["mean"] = sum(imports) / len(imports)
+                limit = h.setpoints_since("ess-1", EVENT_START.to_pydatetime(), "limit")
+                result["limit"] = len(limit)
+            finally:
+                await h.io.close()
+                await h.sim.stop()
+                h.store.engine.dispose()
+
+        run(scenario)
+        return result["mean"], result["limit"]  # type: ignore[return-value]
+
+    held_mean, held_limit = measure("held")
+    monkeypatch.setattr(runtime_module, "import_cap_kw", lambda commitments, now: None)
+    plan_only_mean, plan_only_limit = measure("plan_only")
+    assert plan_only_limit == 0  # 600 kW import limit never reached
+    assert held_limit > 0
+    assert held_mean < plan_only_mean - 2.0, (held_mean, plan_only_mean)
+    assert held_mean <= CAP_KW + 5.0, held_mean
