@@ -74,6 +74,14 @@ def register(subparsers: Any) -> None:
     add.add_argument("--notified-at", required=True, help="tz-aware time the notice arrived")
     add.add_argument("--program", choices=PROGRAMS, default="kukmin_dr")
     add.add_argument("--committed-kw", type=float, help="committed reduction in kW")
+    add.add_argument("--accept", action="store_true",
+                     help="also accept the event for the running site (needs --site and "
+                          "--committed-kw): the CBL and import cap are computed from the "
+                          "household usage in the telemetry store and the event is stored "
+                          "there as accepted, so `cems run` re-plans and dispatches under the "
+                          "cap")
+    add.add_argument("--db", help="with --accept: telemetry database URL (default: SQLite in "
+                                  "the site's data_dir)")
     _common(add)
     add.set_defaults(handler=run_event_add)
     listing = event_sub.add_parser("list", help="list stored events")
@@ -260,11 +268,43 @@ def run_event_add(args: argparse.Namespace) -> int:
     )
     if args.committed_kw is not None and args.committed_kw < 0:
         raise InputError("--committed-kw must not be negative")
+    if args.accept and (ctx.config is None or args.committed_kw is None):
+        raise InputError("--accept needs --site SITE.yaml and --committed-kw (the reduction "
+                         "the site commits to)")
+    if args.db and not args.accept:
+        raise InputError("--db is used only with --accept")
+    telemetry = commitment = None
+    if args.accept:  # the commitment first: if it cannot be made, nothing is stored anywhere
+        from cems.markets.dr_accept import commitment_from_store
+        from cems.store import open_store
+
+        assert ctx.config is not None
+        telemetry = open_store(args.db, data_dir=ctx.config.site.data_dir)
+        try:
+            commitment = commitment_from_store(ctx.config, telemetry, event,
+                                               now=pd.Timestamp.now(tz="UTC"))
+        except BaseException:
+            telemetry.engine.dispose()
+            raise
     ctx.store.add(event, tz=ctx.tz, calendar=ctx.calendar)
     print(f"stored event {event.event_id} ({event.program}, "
           f"{event.start.tz_convert(ctx.tz).isoformat()} to "
           f"{event.end.tz_convert(ctx.tz).strftime('%H:%M')}, notice {event.notice_min:g} min, "
           f"minimum {MIN_NOTICE_MIN[event.program]} min) in {ctx.store.path}")
+    if telemetry is not None and commitment is not None:
+        from cems.markets.dr_workflow import record_event
+
+        try:
+            record_event(telemetry, event, opted_in=True, status="accepted",
+                         commitment=commitment,
+                         detail={"accepted_at": pd.Timestamp.now(tz="UTC").isoformat(),
+                                 "entered_by": "cems dr event add"})
+        finally:
+            telemetry.engine.dispose()
+        caps = commitment.import_max_kw
+        print(f"accepted {event.event_id}: CBL {commitment.baseline_kw.mean():.1f} kW on "
+              f"average, import cap {caps.min():.1f}-{caps.max():.1f} kW over {len(caps)} "
+              "interval(s); `cems run` on this store re-plans and dispatches under it")
     return 0
 
 

@@ -25,69 +25,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
-from datetime import datetime, timedelta
 
 import pandas as pd
 
 from cems.errors import CemsError
+from cems.markets.dr_accept import commitment_from_store, stored_events
 from cems.markets.dr_workflow import (
     close_event,
-    commitment_for,
-    participants,
     plan_for_event,
     record_event,
 )
-from cems.markets.events import DrEvent, event_days
+from cems.markets.events import DrEvent
 from cems.markets.openadr_ven import Decision, OpenAdrVen
 from cems.runtime.planner import horizon
 from cems.runtime.runtime import Runtime
-from cems.store import TelemetryStore
 
 log = logging.getLogger(__name__)
 
-#: Days of participant usage read for a CBL (별표28 looks back at most 20 평일, ~4 weeks).
-USAGE_LOOKBACK_DAYS = 45
 #: Alarm open while the VEN is not registered with its VTN.
 VEN_ALARM = "dr_ven_offline"
-#: Stored statuses of events that took place (their days are not CBL reference days).
-HELD_STATUSES = ("accepted", "settled")
-
-
-def participant_usage(runtime: Runtime, start: datetime, end: datetime) -> pd.DataFrame:
-    """``timestamp,meter_id,import_kwh`` of every DR participant over ``[start, end)``;
-    :class:`cems.errors.InputError` naming a meter without data."""
-    from cems.reports.data import household_usage
-
-    frames = []
-    for meter in participants(runtime.config):
-        usage = household_usage(runtime.config, runtime.store, meter, start, end)
-        frames.append(pd.DataFrame({"timestamp": usage.index, "meter_id": meter,
-                                    "import_kwh": usage["import_kwh"].to_numpy(float)}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def stored_events(store: TelemetryStore, *, statuses: tuple[str, ...] = HELD_STATUSES,
-                  default_program: str = "kukmin_dr") -> list[DrEvent]:
-    """Stored events with one of ``statuses`` as :class:`DrEvent` (the VEN's known events,
-    and the past event days excluded from the CBL)."""
-    rows = store.dr_events()
-    events = []
-    for row in ([] if rows.empty else rows.to_dict("records")):
-        if row["status"] not in statuses:
-            continue
-        detail = json.loads(row["detail_json"]) if row.get("detail_json") else {}
-        notified = row.get("notified_us")
-        start = pd.Timestamp(int(row["start_us"]), unit="us", tz="UTC")
-        events.append(DrEvent(
-            event_id=str(row["event_id"]), program=detail.get("program", default_program),
-            start=start, end=pd.Timestamp(int(row["end_us"]), unit="us", tz="UTC"),
-            notified_at=start if notified is None or pd.isna(notified)
-            else pd.Timestamp(int(notified), unit="us", tz="UTC"),
-            committed_kw=float(row["reduction_kw"]), source=str(row["source"])))
-    return events
 
 
 class DrListener:
@@ -182,13 +140,7 @@ class DrListener:
 
     def _commit(self, event: DrEvent, now: pd.Timestamp) -> None:
         config = self.config
-        usage = participant_usage(
-            self.runtime, (event.start - timedelta(days=USAGE_LOOKBACK_DAYS)).to_pydatetime(),
-            min(now, event.start).to_pydatetime())
-        past = [e for e in stored_events(self.store) if e.event_id != event.event_id
-                and e.start < event.start]
-        commitment = commitment_for(config, usage, event,
-                                    past_event_days=event_days(past, config.site.timezone))
+        commitment = commitment_from_store(config, self.store, event, now=now)
         step_min = config.scheduler.step_min
         hours = max(self.runtime.options.horizon_h, math.ceil(
             (event.end - now.floor(f"{step_min}min")).total_seconds() / 3600.0))
@@ -234,5 +186,4 @@ def listener_for(runtime: Runtime, **options: float) -> DrListener | None:
                       ven_name=dr.ven_name or runtime.config.site.id, **options)
 
 
-__all__ = ["HELD_STATUSES", "USAGE_LOOKBACK_DAYS", "VEN_ALARM", "DrListener",
-           "listener_for", "participant_usage", "stored_events"]
+__all__ = ["VEN_ALARM", "DrListener", "listener_for"]

@@ -79,6 +79,9 @@ class DrEventBody(BaseModel):
     kind: str = Field("reduce", pattern="^(reduce|increase)$")
     reduction_kw: float = Field(ge=0.0)
     price_krw_per_kwh: float | None = Field(None, ge=0.0)
+    accept: bool = Field(
+        False, description="accept for the running site: the CBL and import cap come from the "
+        "household usage in the store, and `cems run` re-plans and dispatches under the cap")
 
 
 def _month(month: str | None, config: SiteConfig) -> str:
@@ -268,6 +271,8 @@ def add_dr_event(body: DrEventBody, request: Request) -> dict[str, Any]:
     user = require(request, "operator")
     if body.end <= body.start:
         raise HTTPException(status_code=422, detail="end must be after start")
+    if body.accept:
+        return _accept_dr_event(body, request, user.username)
     state(request).store.upsert_dr_event({
         "event_id": body.event_id, "start": body.start, "end": body.end, "kind": body.kind,
         "reduction_kw": body.reduction_kw, "price_krw_per_kwh": body.price_krw_per_kwh,
@@ -275,6 +280,31 @@ def add_dr_event(body: DrEventBody, request: Request) -> dict[str, Any]:
         "detail": {"entered_by": user.username}})
     log.info("manual DR event %s entered by %s", body.event_id, user.username)
     return {"event_id": body.event_id, "status": "scheduled"}
+
+
+def _accept_dr_event(body: DrEventBody, request: Request, username: str) -> dict[str, Any]:
+    """Store a manual event as accepted with its CBL cap (422 naming why it cannot be)."""
+    from cems.markets.dr_accept import accept_from_store
+    from cems.markets.events import DrEvent
+
+    if body.kind != "reduce" or body.reduction_kw <= 0:
+        raise HTTPException(status_code=422, detail="accept needs kind 'reduce' and a positive "
+                                                    "reduction_kw (the committed reduction)")
+    st = state(request)
+    now = pd.Timestamp.now(tz="UTC")
+    event = DrEvent(event_id=body.event_id, program=st.config.demand_response.program,
+                    start=pd.Timestamp(body.start), end=pd.Timestamp(body.end), notified_at=now,
+                    committed_kw=body.reduction_kw, source="manual")
+    try:
+        commitment = accept_from_store(st.config, st.store, event, now=now,
+                                       detail={"entered_by": username})
+    except CemsError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    log.info("manual DR event %s accepted by %s", body.event_id, username)
+    caps = commitment.import_max_kw
+    return {"event_id": body.event_id, "status": "accepted",
+            "import_max_kw": [round(float(v), 3) for v in caps],
+            "interval_starts": [t.isoformat() for t in caps.index]}
 
 
 @api.get("/bids", tags=["markets"])

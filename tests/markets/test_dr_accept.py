@@ -1,0 +1,99 @@
+"""Accepting a DR event by hand: ``cems dr event add --accept`` stores it with the CBL cap
+computed from the household usage in the telemetry store, which the runtime then honours.
+
+Hand arithmetic: three household meters use, in every 15-minute slot of 13:00-14:00 on
+every day, m1 5/5/5/4, m2 6/5/4/4 and m3 4/4/4/4 kWh (1 kWh in every other slot). Max(4/5)
+of identical weekdays is that day: summed 15, 14, 13, 12 kWh per slot = 60, 56, 52, 48 kW.
+A committed 8 kW reduction caps the import at 52, 48, 44 and 40 kW.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from cems.runtime.dr_commitments import dr_caps
+from cems.runtime.planner import horizon
+from cems.store import open_store
+
+TZ = "Asia/Seoul"
+START = pd.Timestamp("2026-07-15T13:00", tz=TZ)  # Wednesday
+SLOT_KWH = {"m1": (5.0, 5.0, 5.0, 4.0), "m2": (6.0, 5.0, 4.0, 4.0), "m3": (4.0, 4.0, 4.0, 4.0)}
+CAPS_KW = [52.0, 48.0, 44.0, 40.0]
+
+
+def _site(tmp_path: Path, *, extra_meter: bool = False, dr: bool = True) -> Path:
+    meters = ["m1", "m2", "m3", *(["m4"] if extra_meter else [])]
+    doc = {
+        "site": {"id": "accept", "name": "Accept test", "timezone": TZ, "latitude": 36.5,
+                 "longitude": 127.3, "data_dir": "data",
+                 "grid": {"contract_power_kw": 100, "import_limit_kw": 100,
+                          "export_limit_kw": 50, "tariff_plan": "general_b_high_a_2"}},
+        "loads": {"base": {"daily_energy_kwh": 384.0}},
+        "meters": [{"id": m, "kind": "household"} for m in meters],
+        "households": [{"id": f"h-{m}", "name": f"Home {m}", "meter": m,
+                        "asset_share": 0.2} for m in meters],
+        "demand_response": {"enabled": dr, "cbl_method": "max4of5", "max_reduction_kw": 10},
+    }
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    store = open_store(data_dir=tmp_path / "data")
+    rows = []
+    for ts in pd.date_range(pd.Timestamp("2026-06-29", tz=TZ), START, freq="15min",
+                            inclusive="left"):
+        for meter, slots in SLOT_KWH.items():
+            kwh = slots[ts.minute // 15] if ts.hour == 13 else 1.0
+            rows.append((ts, meter, "import_kwh", kwh, "good"))
+    store.write_readings(rows)
+    store.engine.dispose()
+    return path
+
+
+def _add(run_cems, site: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_cems("dr", "event", "add", "--site", site, "--id", "ev-1", "--start",
+                    START.isoformat(), "--notified-at", "2026-07-15T11:30:00+09:00", *extra)
+
+
+def test_accepted_event_is_stored_with_its_cap(run_cems, tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    proc = _add(run_cems, site, "--committed-kw", "8", "--accept")
+    assert proc.returncode == 0, proc.stderr
+    assert "import cap 40.0-52.0 kW over 4 interval(s)" in proc.stdout
+    store = open_store(data_dir=tmp_path / "data")
+    try:
+        row = store.dr_events().iloc[0]
+        assert (row["event_id"], row["status"], bool(row["opted_in"])) == ("ev-1", "accepted",
+                                                                            True)
+        stored = json.loads(row["detail_json"])["commitment"]
+        assert [i["import_max_kw"] for i in stored["intervals"]] == pytest.approx(CAPS_KW)
+        # what the runtime's re-plans take from it
+        now = (START - pd.Timedelta(minutes=30)).to_pydatetime()
+        caps = dr_caps(store, horizon(now, 15, 2), now=now, tz=TZ)
+        assert (caps.rows["baseline_kw"] - caps.rows["reduction_kw"]).tolist() == CAPS_KW
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.parametrize(("extra_meter", "dr", "args", "message"), [
+    (False, True, (), "--accept needs --site SITE.yaml and --committed-kw"),
+    (True, True, ("--committed-kw", "8"), "meter m4: no interval data"),
+    (False, False, ("--committed-kw", "8"), "demand_response.enabled is false"),
+    (False, True, ("--committed-kw", "61"), "larger than the baseline"),
+])
+def test_accept_refusals_store_nothing(run_cems, tmp_path: Path, extra_meter: bool, dr: bool,
+                                       args: tuple[str, ...], message: str) -> None:
+    site = _site(tmp_path, extra_meter=extra_meter, dr=dr)
+    proc = _add(run_cems, site, *args, "--accept")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data" / "dr_events.json").exists() or "ev-1" not in (
+        tmp_path / "data" / "dr_events.json").read_text(encoding="utf-8")
+    store = open_store(data_dir=tmp_path / "data")
+    try:
+        assert store.dr_events().empty
+    finally:
+        store.engine.dispose()

@@ -1,0 +1,84 @@
+"""``POST /api/dr-events`` with ``accept``: the operator accepts a KPX notice by hand and the
+event is stored with the CBL cap from the households' stored usage.
+
+The seeded store (tests/reports/conftest.py): households m-a and m-b each import 0.05 kWh in
+every 15 minutes of April 2026. Any CBL method of identical weekdays gives 0.05 + 0.05 =
+0.1 kWh per 15 min = 0.4 kW; committing 0.1 kW caps the import at 0.3 kW.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from cems.config import load_site
+from cems.store import open_store
+from cems.web.app import create_app
+from cems.web.auth import UserFile
+from cems.web.sessions import SessionStore
+
+OPERATOR_PASSWORD = "operator-pass-1"  # as seeded by tests/web/conftest.py
+EVENT = {"event_id": "kpx-0429", "start": "2026-04-29T14:00:00+09:00",  # a Wednesday
+         "end": "2026-04-29T15:00:00+09:00", "reduction_kw": 0.1, "accept": True}
+
+
+def _client(site: Path, tmp_path: Path) -> Iterator[tuple[TestClient, object]]:
+    config = load_site(site)
+    store = open_store(data_dir=config.site.data_dir)
+    users = UserFile(Path(config.site.data_dir) / "users.json").users()
+    sessions = SessionStore(tmp_path / "web_sessions.sqlite", 600.0)
+    with TestClient(create_app(config, store, users, sessions=sessions)) as client:
+        r = client.post("/api/login", json={"username": "op", "password": OPERATOR_PASSWORD})
+        assert r.status_code == 200, r.text
+        client.cookies.clear()
+        client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        yield client, store
+    sessions.close()
+    store.engine.dispose()
+
+
+@pytest.fixture
+def dr_site(fresh_site: Path) -> Path:
+    site = fresh_site
+    doc = yaml.safe_load(site.read_text(encoding="utf-8"))
+    doc["demand_response"] = {"enabled": True, "cbl_method": "max4of5", "max_reduction_kw": 1}
+    site.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return site
+
+
+def test_operator_accepts_an_event_with_its_cap(dr_site: Path, tmp_path: Path) -> None:
+    for client, store in _client(dr_site, tmp_path):
+        r = client.post("/api/dr-events", json=EVENT)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["status"] == "accepted"
+        assert body["import_max_kw"] == pytest.approx([0.3] * 4)
+        row = store.dr_events().set_index("event_id").loc["kpx-0429"]  # type: ignore[attr-defined]
+        assert row["status"] == "accepted" and bool(row["opted_in"])
+        detail = json.loads(row["detail_json"])
+        assert detail["entered_by"] == "op"
+        assert [i["import_max_kw"] for i in detail["commitment"]["intervals"]] == (
+            pytest.approx([0.3] * 4))
+
+
+def test_accept_refused_with_the_reason(dr_site: Path, tmp_path: Path) -> None:
+    for client, store in _client(dr_site, tmp_path):
+        too_much = dict(EVENT, event_id="too-much", reduction_kw=0.5)  # baseline 0.4 kW
+        r = client.post("/api/dr-events", json=too_much)
+        assert r.status_code == 422 and "larger than the baseline" in r.text
+        increase = dict(EVENT, event_id="plus", kind="increase")
+        assert client.post("/api/dr-events", json=increase).status_code == 422
+        assert store.dr_events().empty  # type: ignore[attr-defined]
+
+
+def test_accept_refused_when_the_site_takes_part_in_no_dr(fresh_site: Path,
+                                                         tmp_path: Path) -> None:
+    for client, store in _client(fresh_site, tmp_path):  # demand_response not enabled
+        r = client.post("/api/dr-events", json=EVENT)
+        assert r.status_code == 422 and "demand_response.enabled is false" in r.text
+        assert store.dr_events().empty  # type: ignore[attr-defined]
