@@ -130,6 +130,10 @@ class GridConnection(StrictModel):
     has_demand_meter: bool = Field(
         True, description="Billing demand from 15-min peaks (True) or contract power."
     )
+    billing_demand_kw: NonNegative | None = Field(
+        None, description="Today's billing demand (요금적용전력, the highest counted 15-min "
+        "peak of the last 12 months' Dec-Feb and Jul-Sep and this month). Peaks up to it cost "
+        "nothing more, so plans do not shave below it. Unset: 30 % of contract power.")
     emission_factor_kg_per_kwh: float = Field(
         0.4747, ge=0.0, le=2.0, description="Grid CO2 emission factor."
     )
@@ -241,6 +245,11 @@ class EvCharger(StrictModel):
     bidirectional: bool = Field(False, description="Can discharge the vehicle (V2G).")
     max_discharge_kw: NonNegative = Field(0.0, description="Largest V2G power.")
     efficiency: Efficiency = Field(0.92, description="Battery kWh per AC kWh (both ways).")
+    v2g_min_soc: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="V2G never discharges a vehicle below this SOC (fraction 0-1).")
+    v2g_degradation_krw_per_kwh: NonNegative = Field(
+        0.0, description="Cost per kWh discharged by V2G (battery wear paid to the driver).")
     group: Identifier | None = Field(None, description="Id of an ev_charger_groups entry.")
     connection: Connection | None = None
 

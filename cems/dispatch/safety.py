@@ -158,6 +158,10 @@ def _bounds(limits: DeviceLimits, status: DeviceStatus, dt_h: float,
             return -charge, discharge
         if status.ev_connected is False:
             return 0.0, 0.0
+        if discharge > 0 and status.soc is not None and status.soc <= limits.soc_min:
+            discharge = 0.0  # V2G stops at the vehicle's minimum SOC (v2g_min_soc)
+            notes.append(f"vehicle SOC {status.soc:.3f} at or below the V2G minimum "
+                         f"{limits.soc_min}")
         return -discharge, charge
     return 0.0, limits.max_charge_kw
 

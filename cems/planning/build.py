@@ -68,7 +68,8 @@ def _steps(index: pd.DatetimeIndex, when: pd.Timestamp, up: bool) -> int:
 
 def _ev_sessions(config: SiteConfig, inputs: PlanningInputs, index: pd.DatetimeIndex,
                  notes: list[str]) -> tuple[opt.EvSession, ...]:
-    chargers = {c.id for c in config.assets.ev_chargers}
+    by_id = {c.id: c for c in config.assets.ev_chargers}
+    chargers = set(by_id)
     out = []
     n = len(index)
     late = skipped = 0
@@ -93,7 +94,9 @@ def _ev_sessions(config: SiteConfig, inputs: PlanningInputs, index: pd.DatetimeI
         out.append(opt.EvSession(
             id=row.session_id, charger_id=row.charger_id, arrival_step=a, departure_step=d,
             battery_kwh=float(row.battery_kwh), soc_arrival=float(row.soc_arrival),
-            soc_target=float(target), v2g=bool(row.v2g)))
+            soc_target=float(target), v2g=bool(row.v2g),
+            soc_min_v2g=by_id[row.charger_id].v2g_min_soc,
+            v2g_degradation_krw_per_kwh=by_id[row.charger_id].v2g_degradation_krw_per_kwh))
     if skipped:
         notes.append(f"{skipped} EV session(s) not plugged in for a whole step of the "
                      "horizon were left out")
@@ -162,7 +165,12 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
         if dc is None:
             notes.append("demand charge not modelled: tariffs.demand_charge is not available")
         else:
-            demand = opt.DemandCharge(dc.rate_krw_per_kw_month, dc.counts, dc.floor_kw)
+            floor_kw = dc.floor_kw
+            if g.billing_demand_kw is not None and g.billing_demand_kw > floor_kw:
+                floor_kw = g.billing_demand_kw
+                notes.append(f"demand charge: peaks up to the billing demand {floor_kw:g} kW "
+                             "(grid.billing_demand_kw) cost nothing more")
+            demand = opt.DemandCharge(dc.rate_krw_per_kw_month, dc.counts, floor_kw)
     pv = ()
     if config.assets.pv or ts["pv_kw"].gt(0).any():
         pv = (opt.PvSource("pv", ts["pv_kw"].to_numpy(),

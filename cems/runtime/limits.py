@@ -26,6 +26,7 @@ def device_limits(config: SiteConfig) -> dict[str, DeviceLimits]:
         out[ch.id] = DeviceLimits(
             ch.id, "ev_charger", max_charge_kw=ch.max_kw,
             max_discharge_kw=ch.max_discharge_kw if ch.bidirectional else 0.0, min_kw=ch.min_kw,
+            soc_min=ch.v2g_min_soc,  # the V2G floor: no discharge at or below it
         )
     for pv in config.assets.pv:
         out[pv.id] = DeviceLimits(pv.id, "pv", max_charge_kw=pv.inverter_ac_kw)

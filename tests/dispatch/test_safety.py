@@ -78,6 +78,20 @@ def test_v2g_and_charging_limits_and_unplugged_charger():
     assert clamp(7, EV, unplugged, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 0.0
 
 
+def test_v2g_stops_at_the_vehicle_minimum_soc():
+    ev = DeviceLimits("evc-1", "ev_charger", max_charge_kw=11, max_discharge_kw=11,
+                      soc_min=0.3)
+    high = status("evc-1", ev_connected=True, soc=0.5)
+    assert clamp(-7, ev, high, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == -7
+    low = status("evc-1", ev_connected=True, soc=0.3)
+    stopped = clamp(-7, ev, low, now=NOW, expiry=EXPIRY, dt_h=DT_H)
+    assert stopped.power_kw == 0.0 and "V2G minimum" in " ".join(stopped.notes)
+    # charging is still allowed at low SOC; an unknown SOC does not block V2G
+    assert clamp(7, ev, low, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 7
+    unknown = status("evc-1", ev_connected=True)
+    assert clamp(-7, ev, unknown, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == -7
+
+
 def test_fuel_cell_minimum_and_ramp():
     # 30 kW is below the 60 kW minimum -> 60 kW.
     assert clamp(30, FC, status("fc-1"), now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 60

@@ -87,6 +87,29 @@ def test_default_ev_sessions_and_deferrable_windows(sejong) -> None:  # type: ig
     assert any("exports valued at 0" in n or "SMP" in n for n in notes)
 
 
+def test_site_v2g_floor_and_billing_demand_reach_the_problem(sejong) -> None:  # type: ignore[no-untyped-def]
+    idx = horizon_index(sejong, "2026-07-15", 1)
+    inputs = _with_prices(default_inputs(sejong, idx))
+    chargers = tuple(c.model_copy(update={"v2g_min_soc": 0.55,
+                                          "v2g_degradation_krw_per_kwh": 25.0})
+                     if c.id == "evc-01" else c for c in sejong.assets.ev_chargers)
+    grid = sejong.site.grid.model_copy(update={"billing_demand_kw": 800.0})
+    site = sejong.model_copy(update={
+        "assets": sejong.assets.model_copy(update={"ev_chargers": chargers}),
+        "site": sejong.site.model_copy(update={"grid": grid})})
+    problem, notes = build_problem(site, inputs, idx)
+    on_01 = [x for x in problem.ev_sessions if x.charger_id == "evc-01"]
+    others = [x for x in problem.ev_sessions if x.charger_id != "evc-01"]
+    assert on_01 and all((x.soc_min_v2g, x.v2g_degradation_krw_per_kwh) == (0.55, 25.0)
+                         for x in on_01)
+    assert all((x.soc_min_v2g, x.v2g_degradation_krw_per_kwh) == (0.3, 0.0) for x in others)
+    # 30 % of the 1,500 kW contract is 450 kW; the site's billing demand 800 kW is higher
+    plain, _ = build_problem(sejong, inputs, idx)
+    assert plain.demand_charge is not None and plain.demand_charge.floor_kw == 450.0
+    assert problem.demand_charge is not None and problem.demand_charge.floor_kw == 800.0
+    assert any("billing demand 800 kW" in n for n in notes)
+
+
 def _with_prices(inputs):  # type: ignore[no-untyped-def]
     inputs.timeseries["import_price_krw_per_kwh"] = 100.0
     return inputs
