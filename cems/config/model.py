@@ -153,6 +153,11 @@ class Site(StrictModel):
         "mainland", description="KEPCO / KPX region (Jeju has its own TOU table and DR)."
     )
     grid: GridConnection
+    floor_area_m2: Positive | None = Field(
+        None, description="Gross floor area of the district's buildings, for the ZEB grade by "
+        "net primary energy per m² (제2호); unset: the grade by 에너지자립률 (제1호) alone.")
+    building_use: Literal["residential", "non_residential"] = Field(
+        "residential", description="Which 제2호 thresholds apply (주거 or 비주거).")
 
     _resolve = field_validator("data_dir")(resolve_path)
 

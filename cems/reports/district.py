@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from cems.config.model import SiteConfig
 from cems.reports import data
 from cems.reports.zeb import DEFAULT_PRIMARY_FACTORS, ZebIndicators, zeb_indicators
@@ -34,8 +36,11 @@ def district_zeb(config: SiteConfig, store: TelemetryStore, start: datetime, end
     required: dict[str, float] = {"electricity": float(demand.sum()), "fuel": fuel_kwh}
     if district_heat_kwh:
         required["district_heat"] = float(district_heat_kwh)
+    years = (pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=365)
     indicators = zeb_indicators(produced, required, flows.local_net_kwh.clip(lower=0)
-                                .to_numpy(), demand.to_numpy(), factors)
+                                .to_numpy(), demand.to_numpy(), factors,
+                                floor_area_m2=config.site.floor_area_m2,
+                                use=config.site.building_use, years=years)
     return indicators, flows.notes
 
 
@@ -43,5 +48,7 @@ def zeb_dict(ind: ZebIndicators, notes: tuple[str, ...] = ()) -> dict[str, Any]:
     """JSON-ready indicators."""
     return {"produced_kwh": ind.produced_kwh, "required_kwh": ind.required_kwh,
             "factors": ind.factors, "energy_independence_pct": ind.independence_pct,
-            "zeb_grade": ind.grade, "self_sufficiency_pct": ind.self_sufficiency_pct,
+            "zeb_grade": ind.grade,
+            "net_primary_kwh_per_m2_year": ind.net_primary_kwh_per_m2_year,
+            "self_sufficiency_pct": ind.self_sufficiency_pct,
             "self_consumption_pct": ind.self_consumption_pct, "notes": list(notes)}

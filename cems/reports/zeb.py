@@ -140,6 +140,23 @@ class ZebIndicators:
     grade: str | None
     self_sufficiency_pct: float | None
     self_consumption_pct: float | None
+    net_primary_kwh_per_m2_year: float | None = None
+    """제2호: (primary required − primary produced) ÷ floor area ÷ years; None without area."""
+
+
+def net_primary_kwh_per_m2_year(
+    produced_kwh: Mapping[str, float],
+    required_kwh: Mapping[str, float],
+    floor_area_m2: float,
+    years: float = 1.0,
+    factors: Mapping[str, float] = DEFAULT_PRIMARY_FACTORS,
+) -> float:
+    """제2호's measure: net primary energy (required − produced) per m² of floor and year."""
+    if not floor_area_m2 > 0 or not years > 0:
+        raise InputError(f"floor area {floor_area_m2!r} m² and period {years!r} years must be "
+                         "positive")
+    net = primary_energy_kwh(required_kwh, factors) - primary_energy_kwh(produced_kwh, factors)
+    return net / floor_area_m2 / years
 
 
 def zeb_indicators(
@@ -148,15 +165,25 @@ def zeb_indicators(
     local_kwh: np.ndarray,
     demand_kwh: np.ndarray,
     factors: Mapping[str, float] = DEFAULT_PRIMARY_FACTORS,
+    *,
+    floor_area_m2: float | None = None,
+    use: str = "residential",
+    years: float = 1.0,
 ) -> ZebIndicators:
-    """에너지자립률 and grade from annual totals, and the time-matched rates from series."""
+    """에너지자립률 and grade from annual totals, and the time-matched rates from series.
+
+    With ``floor_area_m2`` the grade is the better of 제1호 (에너지자립률) and 제2호 (net
+    primary energy per m² and year, thresholds by ``use``); without it, 제1호 alone."""
     independence = energy_independence_pct(produced_kwh, required_kwh, factors)
+    net = (None if floor_area_m2 is None else
+           net_primary_kwh_per_m2_year(produced_kwh, required_kwh, floor_area_m2, years, factors))
     return ZebIndicators(
         produced_kwh=dict(produced_kwh),
         required_kwh=dict(required_kwh),
         factors=dict(factors),
         independence_pct=independence,
-        grade=grade_from_independence(independence),
+        grade=zeb_grade(independence, net, use),
         self_sufficiency_pct=self_sufficiency_pct(local_kwh, demand_kwh),
         self_consumption_pct=self_consumption_pct(local_kwh, demand_kwh),
+        net_primary_kwh_per_m2_year=net,
     )

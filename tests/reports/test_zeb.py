@@ -13,6 +13,7 @@ from cems.reports.zeb import (
     self_consumption_pct,
     self_sufficiency_pct,
     zeb_grade,
+    zeb_indicators,
 )
 
 
@@ -81,3 +82,25 @@ def test_time_matched_rates_differ_from_the_gross_ratio() -> None:
     assert self_consumption_pct(local, demand) == pytest.approx(40.0)
     # the gross annual ratio would be 10 / 10 = 100 %
     assert energy_independence_pct({"electricity": 10.0}, {"electricity": 10.0}) == 100.0
+
+
+def test_floor_area_adds_the_net_primary_grade() -> None:
+    # produced 1,000 kWh PV x 2.75 = 2,750; required 2,000 kWh x 2.75 = 5,500
+    # 에너지자립률 2,750 / 5,500 = 50 % -> 제1호 grade 4
+    # net primary (5,500 - 2,750) / 100 m² / 1 year = 27.5 kWh/m²yr -> 주거 grade 2 (< 30),
+    # 비주거 grade 3 (< 50); the better of the two rules wins.
+    local, demand = np.array([1000.0]), np.array([2000.0])
+    produced, required = {"electricity": 1000.0}, {"electricity": 2000.0}
+    plain = zeb_indicators(produced, required, local, demand)
+    assert (plain.grade, plain.net_primary_kwh_per_m2_year) == ("4", None)
+    home = zeb_indicators(produced, required, local, demand, floor_area_m2=100.0)
+    assert home.net_primary_kwh_per_m2_year == pytest.approx(27.5)
+    assert home.grade == "2"
+    office = zeb_indicators(produced, required, local, demand, floor_area_m2=100.0,
+                            use="non_residential")
+    assert office.grade == "3"
+    # half a year of data: the per-year figure doubles -> 55 kWh/m²yr -> 주거 grade 4 (< 70)
+    half = zeb_indicators(produced, required, local, demand, floor_area_m2=100.0, years=0.5)
+    assert half.net_primary_kwh_per_m2_year == pytest.approx(55.0) and half.grade == "4"
+    with pytest.raises(InputError, match="must be positive"):
+        zeb_indicators(produced, required, local, demand, floor_area_m2=0.0)
