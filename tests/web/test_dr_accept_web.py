@@ -42,6 +42,12 @@ def _client(site: Path, tmp_path: Path) -> Iterator[tuple[TestClient, object]]:
     store.engine.dispose()
 
 
+def _ids(store: object) -> set[str]:
+    """Event ids in the store (the seeded copy may hold events other web tests wrote)."""
+    rows = store.dr_events()  # type: ignore[attr-defined]
+    return set() if rows.empty else set(rows["event_id"])
+
+
 @pytest.fixture
 def dr_site(fresh_site: Path) -> Path:
     site = fresh_site
@@ -73,7 +79,7 @@ def test_accept_refused_with_the_reason(dr_site: Path, tmp_path: Path) -> None:
         assert r.status_code == 422 and "larger than the baseline" in r.text
         increase = dict(EVENT, event_id="plus", kind="increase")
         assert client.post("/api/dr-events", json=increase).status_code == 422
-        assert store.dr_events().empty  # type: ignore[attr-defined]
+        assert not _ids(store) & {"too-much", "plus"}
 
 
 def test_accept_refused_when_the_site_takes_part_in_no_dr(fresh_site: Path,
@@ -81,4 +87,4 @@ def test_accept_refused_when_the_site_takes_part_in_no_dr(fresh_site: Path,
     for client, store in _client(fresh_site, tmp_path):  # demand_response not enabled
         r = client.post("/api/dr-events", json=EVENT)
         assert r.status_code == 422 and "demand_response.enabled is false" in r.text
-        assert store.dr_events().empty  # type: ignore[attr-defined]
+        assert "kpx-0429" not in _ids(store)
