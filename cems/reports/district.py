@@ -36,12 +36,20 @@ def district_zeb(config: SiteConfig, store: TelemetryStore, start: datetime, end
     required: dict[str, float] = {"electricity": float(demand.sum()), "fuel": fuel_kwh}
     if district_heat_kwh:
         required["district_heat"] = float(district_heat_kwh)
-    years = (pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=365)
+    # 제2호 is per m² and YEAR: annualise over the intervals that have data, not the period
+    step_h = 0.25
+    covered_h = float((demand > 0).sum()) * step_h
+    period_h = (pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(hours=1)
+    years = max(covered_h, step_h) / 8760.0
+    notes = flows.notes
+    if config.site.floor_area_m2 is not None and covered_h < 0.95 * period_h:
+        notes = (*notes, f"net primary energy per m² annualised from {covered_h / 24:.1f} days "
+                 f"with data of the {period_h / 24:.0f}-day period")
     indicators = zeb_indicators(produced, required, flows.local_net_kwh.clip(lower=0)
                                 .to_numpy(), demand.to_numpy(), factors,
                                 floor_area_m2=config.site.floor_area_m2,
                                 use=config.site.building_use, years=years)
-    return indicators, flows.notes
+    return indicators, notes
 
 
 def zeb_dict(ind: ZebIndicators, notes: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -155,3 +155,22 @@ def test_korean_pdf_text(run_cems, seeded_site: Path, tmp_path: Path) -> None:  
     text = "".join(page.extract_text() for page in pypdf.PdfReader(out).pages)
     assert "청구금액" in text and "전기요금 절감액" in text
     assert "22,760" in text and "30,010" in text
+
+
+def test_cli_zeb_with_floor_area_annualises_the_covered_days(  # type: ignore[no-untyped-def]
+        run_cems, seeded_site: Path) -> None:
+    # April only (30 days of data): primary required 19,200 x 2.75 = 52,800 kWh, produced
+    # 4,800 x 2.75 = 13,200 kWh; net 39,600 kWh in 30 days = 39,600 x 365 / 30 = 481,800
+    # kWh a year over 10,000 m² = 48.18 kWh/m²yr -> 주거 제2호 grade 3 (< 50), better than
+    # 제1호 grade 5 (25 %).
+    text = seeded_site.read_text(encoding="utf-8")
+    with_area = seeded_site.with_name("site_with_area.yaml")  # same data_dir
+    with_area.write_text(text.replace("  data_dir: data\n",
+                                      "  data_dir: data\n  floor_area_m2: 10000\n", 1),
+                         encoding="utf-8")
+    proc = run_cems("report", "zeb", with_area, "--year", "2026")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["net_primary_kwh_per_m2_year"] == pytest.approx(39_600 * 365 / 30 / 10_000)
+    assert out["zeb_grade"] == "3"
+    assert any("annualised from 30.0 days" in n for n in out["notes"])
