@@ -27,7 +27,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import highspy
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,6 +47,7 @@ from optimizer import (
     SolveOptions,
     Storage,
 )
+from optimizer.highs_instance import quiet_highs
 from optimizer.model import build_layout
 from optimizer.problem import precheck
 
@@ -111,8 +111,7 @@ def floor_run(problem: DispatchProblem, options: SolveOptions) -> tuple[float, f
     start, index, value = lay.csc()
     lb, ub = lay.bounds()
     lo, hi = lay.row_bounds()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", options.time_limit_s)
     h.passModel(lay.n_cols, lay.n_rows, int(value.size), 1, 1, 0.0, lay.cost(), lb, ub, lo,

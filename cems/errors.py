@@ -9,6 +9,7 @@ hierarchy at the boundary.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,28 @@ class OptimizationError(CemsError):
     """The optimiser failed for another reason (time limit without a schedule, ...)."""
 
 
+#: The libraries' root errors and the application errors they become, as
+#: (module, attribute, target). Looked up only in modules already imported: an error of a
+#: library that was never imported cannot have been raised, and importing ``optimizer``
+#: (Pyomo, HiGHS) just to translate would cost every command seconds of start-up.
+_LIBRARY_ERRORS: tuple[tuple[str, str, type[CemsError]], ...] = (
+    ("tariffs", "TariffError", TariffError),
+    ("optimizer", "InfeasibleError", InfeasibleError),
+    ("optimizer", "OptimizerError", OptimizationError),
+    ("device_drivers", "DeviceError", DeviceError),
+)
+
+
+def _translation(exc: BaseException) -> type[CemsError] | None:
+    """The application error for a library error ``exc``, or None if it is not one."""
+    for module_name, name, target in _LIBRARY_ERRORS:
+        module = sys.modules.get(module_name)
+        source = getattr(module, name, None) if module is not None else None
+        if isinstance(source, type) and isinstance(exc, source):
+            return target
+    return None
+
+
 @contextmanager
 def translate_library_errors() -> Iterator[None]:
     """Re-raise the libraries' own root errors as the matching :class:`CemsError`.
@@ -74,23 +97,12 @@ def translate_library_errors() -> Iterator[None]:
     Use around calls into ``tariffs``, ``optimizer`` or ``device_drivers`` at the
     application boundary so the CLI needs to know only one hierarchy.
     """
-    mapping: list[tuple[type[BaseException], type[CemsError]]] = []
-    for module, name, target in (
-        ("tariffs", "TariffError", TariffError),
-        ("optimizer", "InfeasibleError", InfeasibleError),
-        ("optimizer", "OptimizerError", OptimizationError),
-        ("device_drivers", "DeviceError", DeviceError),
-    ):
-        mod = __import__(module)
-        exc = getattr(mod, name, None)
-        if isinstance(exc, type) and issubclass(exc, BaseException):
-            mapping.append((exc, target))
     try:
         yield
     except CemsError:
         raise
     except Exception as exc:
-        for source, target in mapping:
-            if isinstance(exc, source):
-                raise target(str(exc)) from exc
-        raise
+        target = _translation(exc)
+        if target is None:
+            raise
+        raise target(str(exc)) from exc

@@ -26,6 +26,7 @@ from pyomo.environ import Binary, ConcreteModel, Constraint, Objective, Reals, V
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from optimizer import InfeasibleError, OptimizerError
+from optimizer.highs_instance import quiet_highs
 from optimizer.model import Layout, build_layout
 from optimizer.problem import DispatchProblem, PrecheckResult, SolveOptions, precheck
 from optimizer.results import DispatchResult, extract
@@ -149,7 +150,7 @@ class DispatchModel:
         self.pyomo_model = model
         t2 = time.perf_counter()
         self.csc = compile_matrix(model, xs, self.layout)
-        self.highs = highspy.Highs()
+        self.highs = quiet_highs()
         self._pass(self.layout, self.csc)
         t3 = time.perf_counter()
         self.timings.layout_s, self.timings.pyomo_s, self.timings.translate_s = (

@@ -4,6 +4,16 @@ Each command module exposes ``register(subparsers)``, which adds its parser and 
 ``handler`` (a function taking the parsed namespace and returning an exit status).
 User errors (:class:`cems.errors.CemsError`) print a message and exit with status 2;
 only a bug shows a traceback.
+
+Exit statuses: 0 success; 1 the command ran but found a failure it reports (an unreachable
+device, a failed check); 2 a user error (bad file, argument or request), with one message on
+standard error; 130 interrupted. A command run with ``--json`` (or writing a report to
+standard output) keeps standard output for its document alone (:mod:`cems.cli.output`);
+on an error that document is absent and the message is on standard error.
+
+Command modules import only the standard library and light parts of ``cems`` at module
+level; everything heavy (Pyomo, HiGHS, pymodbus, the store, OpenADR, the web stack) is
+imported inside the handlers, so ``cems --help`` and the light commands start fast.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from cems import __version__
+from cems.cli.output import json_output
 from cems.errors import CemsError
 
 #: Command modules, in the order ``cems --help`` lists them. Add a module here to add a
@@ -71,6 +82,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def writes_document(args: argparse.Namespace) -> bool:
+    """True when the command's standard output is a document (``--json``, or a report a
+    command declares with ``set_defaults(writes_document=FUNCTION)``)."""
+    declared = getattr(args, "writes_document", None)
+    if callable(declared):
+        return bool(declared(args))
+    return bool(getattr(args, "json", False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cems`` command line; return the process exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -79,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if writes_document(args):
+            with json_output():
+                return int(args.handler(args))
         return int(args.handler(args))
     except CemsError as exc:
         print(f"error: {exc}", file=sys.stderr)

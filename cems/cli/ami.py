@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from cems.cli.output import emit_json
 from cems.errors import InputError, translate_library_errors
 from device_drivers.ami import AmiData, load_ami, summarize
 
@@ -59,13 +59,13 @@ def run_import(args: argparse.Namespace) -> int:
     if not rows:
         raise InputError(f"{path}: no electricity interval data found")
     if args.json:
-        print(json.dumps({
+        emit_json({
             "file": str(path), "format": fmt, "notes": data.notes,
             "meters": [{"meter_id": r.meter_id, "interval_s": r.interval_s,
                         "first_start": r.first_start.isoformat(),
                         "last_start": r.last_start.isoformat(), "count": r.count,
                         "totals_kwh": r.totals_kwh} for r in rows],
-        }, ensure_ascii=False, indent=2))
+        })
         return 0
     print(f"{path} ({fmt}): {len(rows)} meter(s)")
     for r in rows:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
 import tariffs
 from cems.billing_io import read_history_csv, read_usage_csv
+from cems.cli.output import emit_json
 from cems.errors import InputError, translate_library_errors
 
 
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         out = result.to_dict()
         out["plan_name_ko"] = plan[-1].name_ko
         out["plan_name_en"] = plan[-1].name_en
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        emit_json(out)
     else:
         _print_bill(result, plan[-1].name_ko)
     return 0

@@ -15,7 +15,6 @@ portfolio (the resources the runtime bids), the folder the runtime writes its bi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from cems.cli.output import emit_json, emit_text
 from cems.config.model import SiteConfig
 from cems.errors import InputError
 from cems.markets.bids import (
@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
                      help="stdout format when --out is not given")
     bid.add_argument("--tz", help="time zone of the delivery day (default: the site's, else "
                                   f"{DEFAULT_TIMEZONE})")
-    bid.set_defaults(handler=run_bid)
+    bid.set_defaults(handler=run_bid, writes_document=_bid_to_stdout)
 
     settle = sub.add_parser("settle", help="settle a delivery day",
                             description="Forecast error (규칙 제14.4.2조), incentive (별표2 Ⅴ), "
@@ -100,6 +100,11 @@ def register(subparsers: Any) -> None:
                                      f"{DEFAULT_TIMEZONE})")
     settle.add_argument("--json", action="store_true", help="print JSON")
     settle.set_defaults(handler=run_settle)
+
+
+def _bid_to_stdout(args: argparse.Namespace) -> bool:
+    """True when the bid document goes to standard output (no --out, no --site)."""
+    return args.out is None and args.site is None
 
 
 def _date(text: str) -> date:
@@ -147,9 +152,9 @@ def run_bid(args: argparse.Namespace) -> int:
     out = args.out or (bids_dir(config) if config is not None else None)
     if out is None:
         if args.format == "json":
-            print(json.dumps(bid.to_json(portfolio), ensure_ascii=False, indent=2))
+            emit_json(bid.to_json(portfolio))
         else:
-            sys.stdout.write(bid.to_csv(portfolio))
+            emit_text(bid.to_csv(portfolio))
         return 0
     json_path, csv_path = write_bid_files(bid, portfolio, out)
     total = float(bid.aggregate_kwh.sum())
@@ -195,7 +200,7 @@ def run_settle(args: argparse.Namespace) -> int:
     if args.db is not None or config is not None:
         _store(args, config, result, portfolio, tz)
     if args.json:
-        print(json.dumps(settlement_json(result), ensure_ascii=False, indent=2))
+        emit_json(settlement_json(result))
     else:
         _print(result)
     return 0

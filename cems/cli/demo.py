@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cems.cli.output import emit_json
 from cems.errors import InputError
 
 #: The example site the demo runs by default (present in a source checkout).
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                           replan_interval_min=args.replan_min, speed=args.speed)
     summary = run_demo(config, args.out, options)
     if args.json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        emit_json(summary)
     else:
         print(format_summary(summary))
         files = ["plan.csv", "actuals.csv", "power_flows.png", "kpis.json", "cems.sqlite"]

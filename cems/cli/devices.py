@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cems.config import load_site
-from cems.devices import DeviceResult, ami_meters, build_devices, read_all
+from cems.cli.output import emit_json
 from cems.errors import translate_library_errors
-from device_drivers.types import Quality
+
+if TYPE_CHECKING:
+    from cems.devices import DeviceResult
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +49,10 @@ def _as_json(results: list[DeviceResult], ami: dict[str, list[str]]) -> dict[str
 
 def run_read(args: argparse.Namespace) -> int:
     """Read all devices; print them; exit 1 if any is unreachable."""
+    from cems.config import load_site
+    from cems.devices import ami_meters, build_devices, read_all
+    from device_drivers.types import Quality
+
     quiet_pymodbus(args)
     config = load_site(args.site)
     with translate_library_errors():
@@ -56,7 +60,7 @@ def run_read(args: argparse.Namespace) -> int:
         results = asyncio.run(read_all(devices))
     ami = ami_meters(config)
     if args.json:
-        print(json.dumps(_as_json(results, ami), ensure_ascii=False, indent=2))
+        emit_json(_as_json(results, ami))
     else:
         width = max((len(r.id) for r in results), default=10)
         for r in results:

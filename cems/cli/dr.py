@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cems.cli.dr_listen import add_listen
+from cems.cli.output import emit_json
 from cems.errors import InputError
 from cems.markets.calendar import DrCalendar
 from cems.markets.cbl import METHODS, Baseline, CblResult, compute_cbl, get_method
@@ -201,8 +201,7 @@ def run_cbl(args: argparse.Namespace) -> int:
                          missing="zero" if program == "kukmin_dr" else "exclude_day",
                          resolution=args.resolution, tz=ctx.tz)
     if args.json:
-        print(json.dumps(_cbl_json(result, program, args.resolution, ctx.tz),
-                         ensure_ascii=False, indent=2))
+        emit_json(_cbl_json(result, program, args.resolution, ctx.tz))
     else:
         _print_cbl(result, program, args.resolution, ctx.tz)
     return 0
@@ -314,7 +313,7 @@ def run_event_list(args: argparse.Namespace) -> int:
     assert ctx.store is not None
     events = ctx.store.events()
     if args.json:
-        print(json.dumps([e.to_json() for e in events], ensure_ascii=False, indent=2))
+        emit_json([e.to_json() for e in events])
         return 0
     for e in events:
         print(f"{e.event_id}  {e.program}  {e.start.tz_convert(ctx.tz).isoformat()}  "
@@ -349,7 +348,7 @@ def run_settle(args: argparse.Namespace) -> int:
                           participants=participants, past_event_days=past,
                           calendar=ctx.calendar, tz=ctx.tz)
     if args.json:
-        print(json.dumps(settlement_json(result, ctx.tz), ensure_ascii=False, indent=2))
+        emit_json(settlement_json(result, ctx.tz))
     else:
         _print_settlement(result, ctx.tz)
     return 0

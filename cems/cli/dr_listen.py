@@ -4,31 +4,25 @@ Each event is answered optIn or optOut by the site's rules
 (:func:`cems.markets.openadr_ven.decide`); an accepted event is re-planned with the hard
 import cap CBL - committed reduction (:mod:`cems.markets.dr_workflow`) before the VEN answers,
 and the event and the plan are stored in the site's telemetry store. One JSON line per
-answer goes to stdout.
+answer goes to stdout (JSON Lines); everything else goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from cems.cli.output import emit_json
 from cems.errors import InputError
-from cems.markets.dr_workflow import (
-    close_event,
-    commitment_for,
-    participants,
-    plan_for_event,
-    record_event,
-)
-from cems.markets.events import DrEvent
-from cems.markets.openadr_ven import Decision, OpenAdrVen, check_vtn_url
-from cems.markets.usage import parse_aware, read_usage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cems.markets.events import DrEvent
+    from cems.markets.openadr_ven import Decision
 
 
 def add_listen(sub: Any) -> None:
@@ -54,12 +48,23 @@ def add_listen(sub: Any) -> None:
     listen.add_argument("--db", help="database URL (default: SQLite in the site's data_dir)")
     listen.add_argument("--register-timeout-s", type=float, default=10.0,
                         help="give up registering with the VTN after this long (default 10)")
-    listen.set_defaults(handler=run_listen)
+    listen.set_defaults(handler=run_listen, writes_document=lambda _args: True)
 
 
 def run_listen(args: argparse.Namespace) -> int:
     """Handler of ``cems dr listen``."""
+    import pandas as pd
+
     from cems.config import load_site
+    from cems.markets.dr_workflow import (
+        close_event,
+        commitment_for,
+        participants,
+        plan_for_event,
+        record_event,
+    )
+    from cems.markets.openadr_ven import OpenAdrVen, check_vtn_url
+    from cems.markets.usage import parse_aware, read_usage
     from cems.runtime.planner import stored_schedule
     from cems.runtime.state import SiteState
     from cems.store import PlanRecord, open_store
@@ -114,7 +119,7 @@ def run_listen(args: argparse.Namespace) -> int:
                      "notified_at": event.notified_at.isoformat()}
         if decision.opt_in and decision.openadr_id in caps:
             line["import_max_kw"] = caps[decision.openadr_id]
-        print(json.dumps(line, ensure_ascii=False), flush=True)
+        emit_json(line, indent=None)
 
     ven = OpenAdrVen(config, vtn_url=args.vtn, ven_name=args.ven_name or config.site.id,
                      on_accept=on_accept, clock=now, on_decision=on_decision)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from cems.cli.output import emit_json
 from cems.config import load_site
 from cems.errors import InputError, translate_library_errors
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     summary["inputs"] = "default" if used_default else str(args.inputs)
     summary["ev_sessions"] = _ev_summary(result.ev_sessions)
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        emit_json(summary)
     else:
         _print_text(summary, result.schedule, args.out)
     return 0

@@ -4,17 +4,17 @@ reports from the telemetry store, as HTML, PDF or JSON."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from cems.config import SiteConfig, load_site
+from cems.cli.output import dumps, emit_json, emit_text
 from cems.errors import InputError
-from cems.store import TelemetryStore, open_store
+
+if TYPE_CHECKING:
+    from cems.config import SiteConfig
+    from cems.store import TelemetryStore
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     res.add_argument("--household", required=True, help="household id (households[].id)")
     res.add_argument("--month", required=True, help="YYYY-MM")
     _output_args(res, ("html", "pdf", "json"))
-    res.set_defaults(handler=run_resident)
+    res.set_defaults(handler=run_resident, writes_document=_to_stdout)
 
     daily = sub.add_parser("daily", help="the operator's daily report",
                            description="Plan against actual per asset, KPIs, alarms, "
@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     daily.add_argument("site", help="site YAML file")
     daily.add_argument("--date", required=True, help="YYYY-MM-DD (local)")
     _output_args(daily, ("html", "pdf", "json"))
-    daily.set_defaults(handler=run_daily)
+    daily.set_defaults(handler=run_daily, writes_document=_to_stdout)
 
     zeb = sub.add_parser("zeb", help="에너지자립률, ZEB grade, self-sufficiency for a year")
     zeb.add_argument("site", help="site YAML file")
@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
     zeb.add_argument("--district-heat-kwh", type=float, default=0.0,
                      help="district heat bought in the year (kWh)")
     zeb.add_argument("--db", help="database URL (default: SQLite in the site's data_dir)")
-    zeb.set_defaults(handler=run_zeb)
+    zeb.add_argument("--json", action="store_true",
+                     help="print JSON (the only format; accepted for uniformity)")
+    zeb.set_defaults(handler=run_zeb, writes_document=lambda _args: True)
 
 
 def _output_args(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
@@ -62,7 +64,15 @@ def _output_args(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> N
     parser.add_argument("--db", help="database URL (default: SQLite in the site's data_dir)")
 
 
+def _to_stdout(args: argparse.Namespace) -> bool:
+    """True when the report goes to standard output (no ``--out``)."""
+    return args.out is None
+
+
 def _open(args: argparse.Namespace) -> tuple[SiteConfig, TelemetryStore]:
+    from cems.config import load_site
+    from cems.store import open_store
+
     config = load_site(args.site)
     if args.db is None and not (Path(config.site.data_dir) / "cems.sqlite").exists():
         raise InputError(f"no store at {config.site.data_dir}/cems.sqlite; run the runtime "
@@ -74,11 +84,10 @@ def _write(args: argparse.Namespace, html: str | None, payload: dict[str, Any]) 
     from cems.reports.render import html_to_pdf
 
     if args.format == "json":
-        text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
         if args.out:
-            args.out.write_text(text, encoding="utf-8")
+            args.out.write_text(dumps(payload) + "\n", encoding="utf-8")
         else:
-            print(text)
+            emit_json(payload)
         return 0
     assert html is not None
     if args.format == "pdf":
@@ -88,7 +97,7 @@ def _write(args: argparse.Namespace, html: str | None, payload: dict[str, Any]) 
     elif args.out:
         args.out.write_text(html, encoding="utf-8")
     else:
-        sys.stdout.write(html)
+        emit_text(html)
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -122,6 +131,8 @@ def run_daily(args: argparse.Namespace) -> int:
 
 def run_zeb(args: argparse.Namespace) -> int:
     """Print the district's zero-energy indicators as JSON."""
+    import pandas as pd
+
     from cems.reports.district import district_zeb, zeb_dict
     from cems.reports.zeb import DEFAULT_PRIMARY_FACTORS
 
@@ -136,5 +147,5 @@ def run_zeb(args: argparse.Namespace) -> int:
     start = pd.Timestamp(f"{args.year}-01-01", tz=config.site.timezone)
     ind, notes = district_zeb(config, store, start, start + pd.DateOffset(years=1),
                               factors=factors, district_heat_kwh=args.district_heat_kwh)
-    print(json.dumps(zeb_dict(ind, notes), ensure_ascii=False, indent=2))
+    emit_json(zeb_dict(ind, notes))
     return 0

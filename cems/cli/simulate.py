@@ -9,13 +9,13 @@ import signal
 import sys
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cems.cli.devices import quiet_pymodbus
-from cems.config import load_site
-from cems.devices import simulation_spec
 from cems.errors import InputError, translate_library_errors
-from device_drivers.sim import SiteSimulator
+
+if TYPE_CHECKING:
+    from device_drivers.sim import SiteSimulator
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--speed must be > 0, got {args.speed}")
     if args.duration is not None and args.duration <= 0:
         raise InputError(f"--duration must be > 0 seconds, got {args.duration}")
+    from cems.config import load_site
+    from cems.devices import simulation_spec
+    from device_drivers.sim import SiteSimulator
+
     quiet_pymodbus(args)
     config = load_site(args.site)
     start = _start_time(args.start)

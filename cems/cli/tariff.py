@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from typing import Any
 
 import tariffs
+from cems.cli.output import emit_json
 from cems.errors import InputError, translate_library_errors
 from tariffs.catalog import PERIODS, SEASONS, PlanVersion, calendar_data, riders
 from tariffs.prices import table_for
@@ -60,7 +60,7 @@ def run_list(args: argparse.Namespace) -> int:
             }
             for pid, vs in plans.items()
         ]
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        emit_json(out)
         return 0
     for pid, vs in plans.items():
         flag = "" if all(v.verified for v in vs) else "  [UNVERIFIED]"
@@ -193,7 +193,7 @@ def run_show(args: argparse.Namespace) -> int:
         out = {"plan_id": args.plan,
                "versions": [dict(_version_dict(v), riders=_riders_at(d))
                             for v, d in zip(chosen, days, strict=True)]}
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        emit_json(out)
         return 0
     for v, d in zip(chosen, days, strict=True):
         _print_version(v)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from cems.cli.output import emit_json
 from cems.config import load_site, summarize
 from cems.config.summary import format_summary
 from cems.errors import ConfigError
@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
         "validate",
         help="check a site YAML file and print a summary",
         description="Validate a site YAML file. Exit 0 and print counts and totals per "
-        "asset kind when valid; exit 2 and print one line per problem otherwise.",
+        "asset kind when valid; exit 2 and print one line per problem otherwise (with "
+        "--json, also a document {valid: false, source, problems: [{path, message, line}]}).",
     )
     parser.add_argument("site", help="path to the site YAML file")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -39,10 +40,14 @@ def run(args: argparse.Namespace) -> int:
         hidden = len(exc.problems) - MAX_PROBLEMS_SHOWN
         if hidden > 0:
             print(f"  ... and {hidden} more (fix the ones above first)", file=sys.stderr)
+        if args.json:
+            emit_json({"valid": False, "source": exc.source,
+                       "problems": [{"path": p.path, "message": p.message, "line": p.line}
+                                    for p in exc.problems]})
         return 2
     summary = summarize(config)
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        emit_json(summary)
     else:
         print(f"{args.site}: valid")
         print(format_summary(summary))

@@ -33,13 +33,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
-from openleadr import OpenADRClient
-from openleadr.enums import OPT
 
 from cems.config.model import LOOPBACK_HOSTS, DemandResponse, SiteConfig
 from cems.errors import CemsError, InputError
 from cems.markets.calendar import DrCalendar
 from cems.markets.events import PROGRAMS, DrEvent, check_against, check_event
+from cems.quiet import ignore_known_dependency_warnings
+
+ignore_known_dependency_warnings()
+
+from openleadr import OpenADRClient  # noqa: E402 - after the warning filter
+from openleadr.enums import OPT  # noqa: E402
 
 log = logging.getLogger(__name__)
 

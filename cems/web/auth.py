@@ -9,6 +9,7 @@ logged. Failed logins are throttled per username and per client address
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -108,12 +109,16 @@ def verify(users: dict[str, User], username: str, password: str) -> User | None:
     """The user when the password matches, else None (constant work for unknown names)."""
     user = users.get(username)
     if user is None:
-        _HASHER.verify(password, _DUMMY_HASH)
+        _HASHER.verify(password, _dummy_hash())
         return None
     return user if _HASHER.verify(password, user.password_hash) else None
 
 
-_DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names (made once, on first use: an Argon2 hash
+    costs ~0.1 s, which every ``cems`` command would pay if it were made at import)."""
+    return _HASHER.hash("not-a-real-password-0")
 
 
 class LoginThrottle:

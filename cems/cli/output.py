@@ -1,0 +1,99 @@
+"""The machine-readable output contract of ``--json`` commands.
+
+With ``--json``, standard output carries exactly one JSON document (or, for streaming
+commands, one JSON document per line) and nothing else; banners, logs, progress lines and
+warnings go to standard error. :func:`json_output` enforces this for the whole run of a
+command: it points ``sys.stdout`` *and* file descriptor 1 at standard error, so a stray
+``print`` or a native library writing to descriptor 1 (HiGHS prints a banner there) cannot
+corrupt the document, and keeps the real standard output for :func:`emit_json`.
+
+Documents are strict JSON: ``NaN`` and ``Infinity`` are refused (a bug, not output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+#: Where :func:`emit_json` writes while a :func:`json_output` block is active.
+_document_stream: list[IO[str]] = []
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+@contextlib.contextmanager
+def json_output() -> Iterator[None]:
+    """Reserve standard output for :func:`emit_json` while the block runs.
+
+    Inside the block ``sys.stdout`` is ``sys.stderr`` and descriptor 1 (when standard output
+    is a real file) is a duplicate of descriptor 2. On exit both are restored.
+    """
+    real = sys.stdout
+    out_fd, err_fd = _fileno(real), _fileno(sys.stderr)
+    saved: int | None = None
+    stream: IO[str] = real
+    with contextlib.suppress(OSError, ValueError):
+        real.flush()
+    if out_fd is not None and err_fd is not None:
+        saved = os.dup(out_fd)
+        os.dup2(err_fd, out_fd)
+        stream = open(saved, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = sys.stderr
+    _document_stream.append(stream)
+    try:
+        yield
+    finally:
+        _document_stream.pop()
+        sys.stdout = real
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+        if saved is not None and out_fd is not None:
+            stream.close()
+            os.dup2(saved, out_fd)
+            os.close(saved)
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of the few non-JSON types reports carry: times, numpy scalars, paths."""
+    if hasattr(value, "isoformat"):  # date, datetime, time, pandas.Timestamp
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+def dumps(document: Any, *, indent: int | None = 2) -> str:
+    """``document`` as strict JSON text (UTF-8 characters kept, NaN/Infinity refused)."""
+    return json.dumps(document, ensure_ascii=False, indent=indent, allow_nan=False,
+                      default=_plain)
+
+
+def emit_json(document: Any, *, indent: int | None = 2) -> None:
+    """Write ``document`` as the command's JSON output, followed by a newline.
+
+    Outside a :func:`json_output` block it goes to ``sys.stdout``. Streaming commands call
+    it once per line with ``indent=None`` (JSON Lines).
+    """
+    text = dumps(document, indent=indent)
+    stream = _document_stream[-1] if _document_stream else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def emit_text(text: str) -> None:
+    """Write a text document (an HTML report) as the command's output, unchanged."""
+    stream = _document_stream[-1] if _document_stream else sys.stdout
+    stream.write(text)
+    stream.flush()
