@@ -87,8 +87,9 @@ def ensure_venv(kind: str, env: Path = ROOT / ".venv") -> Path:
         _create(env)
     _run(python, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps",
          "-r", LOCKS[kind])
-    _run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "-e", ".")
+    # -qq: setuptools' "Editable installation ... be careful with folders" notice is printed
+    # on every editable install; errors still show.
+    _run(python, "-m", "pip", "install", "-qq", "--no-deps", "--no-build-isolation", "-e", ".")
     _run(python, "-m", "pip", "check")
     stamp.write_text(wanted)
     return python
