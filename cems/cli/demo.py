@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cems.cli.output import emit_json
-from cems.errors import InputError
+from cems.errors import InputError, translate_library_errors
 
 #: The example site the demo runs by default (present in a source checkout).
 DEFAULT_SITE = Path(__file__).resolve().parents[2] / "examples" / "sejong_5_1" / "site.yaml"
@@ -45,6 +45,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print its KPIs."""
+    from cems.cli.devices import quiet_pymodbus
     from cems.config import load_site
     from cems.runtime.demo import DemoOptions, format_summary
     from cems.runtime.demo import run as run_demo
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--speed must be > 0 (got {args.speed})")
     if not args.site.exists():
         raise InputError(f"--site {args.site}: file not found; pass the site file to run")
+    quiet_pymodbus(args)
     config = load_site(args.site)
     try:
         day = date.fromisoformat(args.date)
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(config.site.timezone))
     options = DemoOptions(start=start, days=args.days, poll_interval_s=args.poll_s,
                           replan_interval_min=args.replan_min, speed=args.speed)
-    summary = run_demo(config, args.out, options)
+    with translate_library_errors():  # e.g. a port of the site already in use
+        summary = run_demo(config, args.out, options)
     if args.json:
         emit_json(summary)
     else:

@@ -136,7 +136,8 @@ class SiteSimulator:
             await server.serve_forever(background=True)
         except (RuntimeError, OSError) as exc:
             await server.shutdown()
-            raise DeviceError(f"cannot serve Modbus on {key[0]}:{key[1]}: {exc}") from None
+            raise DeviceError(f"cannot serve Modbus on {key[0]}:{key[1]}: {exc} (is another "
+                              "process using the port?)") from None
         self._servers[key] = server
 
     async def _stop_server(self, key: tuple[str, int]) -> None:

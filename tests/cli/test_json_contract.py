@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from strict_json import strict_json, strict_json_lines
 
 from cems.cli import build_parser
 
@@ -40,15 +39,6 @@ COVERED_ELSEWHERE = {
     "demo": "tests/runtime/test_demo.py::test_demo_runs_and_beats_the_baseline",
     "devices read": "tests/drivers/test_cli_devices.py (JSON with and without peers)",
 }
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name} in the output")
-
-
-def strict_json(text: str) -> Any:
-    """Parse ``text`` as exactly one strict JSON document (NaN/Infinity refused)."""
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 @dataclass(frozen=True)
@@ -154,8 +144,7 @@ def _check_stdout(kind: str, stdout: str) -> None:
     if kind == "json":
         strict_json(stdout)
     elif kind == "jsonlines":
-        for line in stdout.splitlines():
-            strict_json(line)
+        strict_json_lines(stdout)
     elif kind == "html":
         assert stdout.lstrip().lower().startswith("<!doctype html"), stdout[:200]
         assert stdout.rstrip().lower().endswith("</html>"), stdout[-200:]

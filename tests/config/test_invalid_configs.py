@@ -41,7 +41,7 @@ MINIMAL: dict[str, Any] = {
                 "connection": {
                     "protocol": "modbus_tcp",
                     "host": "127.0.0.1",
-                    "port": 15022,
+                    "port": 502,
                     "device_id": 1,
                     "profile": "generic_ess",
                 },
@@ -259,11 +259,11 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "duplicate-modbus-endpoint",
         _set(
             "assets.ev_chargers[0].connection",
-            {"protocol": "modbus_tcp", "host": "127.0.0.1", "port": 15022, "device_id": 1,
+            {"protocol": "modbus_tcp", "host": "127.0.0.1", "port": 502, "device_id": 1,
              "profile": "generic_ev_charger"},
         ),
         "assets.ev_chargers[0].connection.device_id",
-        "endpoint 127.0.0.1:15022 device_id 1 is already used by assets.ess[0]",
+        "endpoint 127.0.0.1:502 device_id 1 is already used by assets.ess[0]",
     ),
     (
         "bad-protocol",

@@ -1,14 +1,19 @@
-"""The site simulator: physics by hand arithmetic, and fault injection seen by real clients."""
+"""The site simulator: physics by hand arithmetic, and fault injection seen by real clients.
+
+Simulated time moves in steps (``autorun=False`` and ``advance_to``) wherever a test needs
+it to pass, so the results do not depend on how fast the machine is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from example_sites import copy_on_free_ports
 
 from device_drivers.modbus_device import ModbusDevice
 from device_drivers.profiles import load_profile
@@ -79,10 +84,18 @@ def test_ev_session_charges_then_leaves() -> None:
 
 
 def test_sim_clock_runs_faster_than_real_time() -> None:
+    # The clock is wall time x 120. The wall time is measured around the clock's start and
+    # its read, so a busy machine widens the window (a longer sleep) but cannot fail it.
+    before_start = time.monotonic()
     clock = SimClock(start=NOON, speed=120)
+    after_start = time.monotonic()
     time.sleep(0.25)
+    before_read = time.monotonic()
     elapsed = (clock.now() - NOON).total_seconds()
-    assert 25 <= elapsed <= 60  # 0.25 s x 120 = 30 s (allowing for a loaded machine)
+    after_read = time.monotonic()
+    assert (before_read - after_start) * 120 >= 0.25 * 120  # at least 30 simulated s
+    assert (before_read - after_start) * 120 - 1e-3 <= elapsed
+    assert elapsed <= (after_read - before_start) * 120 + 1e-3
 
 
 def _site(port: int) -> SiteSpec:
@@ -128,33 +141,37 @@ def test_served_values_match_physical_state_and_grid_balances(free_port, run_asy
     assert grid["active_power_kw"].value == pytest.approx(balance, abs=1e-3)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 def test_setpoint_write_moves_the_battery(free_port, run_async) -> None:
     port = free_port()
 
-    async def scenario() -> tuple[float, float]:
-        sim = SiteSimulator(_site(port), speed=3600, start=NOON, tick_s=0.05)
+    async def scenario() -> tuple[float, float, float]:
+        sim = SiteSimulator(_site(port), start=NOON, autorun=False)
         async with sim:
             ep = ModbusEndpoint(EndpointSpec("modbus_tcp", host="127.0.0.1", port=port))
             try:
                 ess = _device(ep, "ess", 3, "generic_ess")
                 soc0 = sim.state()["ess"]["soc_pct"]
                 await ess.write("power_setpoint_kw", -50.0)
-                await asyncio.sleep(0.3)  # ~0.3 h simulated
-                return soc0, sim.state()["ess"]["soc_pct"]
+                sim.advance_to(NOON + timedelta(minutes=18))  # 0.3 h
+                served = (await ess.poll())["soc_pct"].value
+                return soc0, sim.state()["ess"]["soc_pct"], served
             finally:
                 await ep.close()
 
-    soc0, soc1 = run_async(scenario())
-    assert soc1 > soc0 + 3  # at least 0.1 h x 50 kW x 0.95 / 200 kWh = 2.4 %-points
+    soc0, soc1, served = run_async(scenario())
+    assert soc0 == pytest.approx(50.0)  # soc_initial defaults to 0.5
+    # 50 kW x 0.3 h x 0.95 (charge efficiency) = 14.25 kWh into 200 kWh = +7.125 %-points
+    assert soc1 - soc0 == pytest.approx(7.125)
+    assert served == pytest.approx(soc1, abs=0.05 + 1e-9)  # served in 0.1 % steps
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 def test_fault_injection_invalid_freeze_slow_and_drop(free_port, run_async) -> None:
     port = free_port()
 
     async def scenario() -> dict:
-        sim = SiteSimulator(_site(port), speed=600, start=NOON, tick_s=0.05)
+        sim = SiteSimulator(_site(port), start=NOON, autorun=False)
         out: dict = {}
         async with sim:
             ep = ModbusEndpoint(EndpointSpec("modbus_tcp", host="127.0.0.1", port=port),
@@ -168,12 +185,21 @@ def test_fault_injection_invalid_freeze_slow_and_drop(free_port, run_async) -> N
                 out["x8000"] = (await ess.poll())["soc_pct"]
                 sim.set_invalid("grid", "active_power_kw", False)
                 sim.set_invalid("ess", "soc_pct", False)
+                # Frozen: three simulated minutes on, the meter's heartbeat and export
+                # counter have moved in the twin but the served values stay as they were.
                 sim.freeze("grid")
-                a = (await grid.poll())["import_energy_kwh"].value
-                await asyncio.sleep(0.3)
-                out["frozen"] = (a, (await grid.poll())["import_energy_kwh"].value)
+                before = await grid.poll()
+                twin_before = sim.state()["grid"]
+                sim.advance_to(NOON + timedelta(minutes=3))
+                after = await grid.poll()
+                twin_after = sim.state()["grid"]
+                out["frozen"] = {
+                    r: (before[r].value, after[r].value, twin_after[r] - twin_before[r])
+                    for r in ("heartbeat_count", "export_energy_kwh")}
                 sim.freeze("grid", False)
-                sim.set_delay("ess", 1.0)
+                # Slow: the answer would come after 3 s; the request gives up after its
+                # 0.3 s timeout (+ 0.5 s hard bound) instead.
+                sim.set_delay("ess", 3.0)
                 t = time.monotonic()
                 out["slow"] = ((await ess.poll())["soc_pct"].quality, time.monotonic() - t)
                 sim.set_delay("ess", 0)
@@ -181,7 +207,7 @@ def test_fault_injection_invalid_freeze_slow_and_drop(free_port, run_async) -> N
                 out["dropped"] = (await ess.poll())["soc_pct"].quality
                 await sim.restore("ess")
                 t = time.monotonic()
-                while time.monotonic() - t < 3 and not (await ess.poll())["soc_pct"].ok:
+                while time.monotonic() - t < 10 and not (await ess.poll())["soc_pct"].ok:
                     await asyncio.sleep(0.05)
                 out["restored_s"] = time.monotonic() - t
             finally:
@@ -191,8 +217,11 @@ def test_fault_injection_invalid_freeze_slow_and_drop(free_port, run_async) -> N
     out = run_async(scenario())
     assert out["nan"].quality is Quality.INVALID and "nan" in out["nan"].reason
     assert out["x8000"].quality is Quality.INVALID  # 0x8000 x 0.1 = 3276.8 % > 100
-    assert out["frozen"][0] == out["frozen"][1]
-    assert out["slow"][0] is Quality.COMM_LOST and out["slow"][1] < 1.5
+    # 3 simulated minutes: the heartbeat counts 180 s; about 35 kW exported for 0.05 h
+    heartbeat, exported = out["frozen"]["heartbeat_count"], out["frozen"]["export_energy_kwh"]
+    assert heartbeat[0] == heartbeat[1] and heartbeat[2] == pytest.approx(180)
+    assert exported[0] == exported[1] and exported[2] > 1.0
+    assert out["slow"][0] is Quality.COMM_LOST and out["slow"][1] < 2.5
     assert out["dropped"] is Quality.COMM_LOST
     assert out["restored_s"] < 2.0
 
@@ -211,37 +240,39 @@ def test_port_in_use_is_a_clear_error(free_port, run_async) -> None:
     run_async(scenario())
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 def test_ess_setpoint_with_expiry_reverts_on_the_device(free_port, run_async) -> None:
     from device_drivers.capabilities import capabilities
 
     port = free_port()
 
-    async def scenario() -> tuple[float, float]:
-        sim = SiteSimulator(_site(port), speed=600, start=NOON, tick_s=0.05)
+    async def scenario() -> tuple[float, float, float]:
+        sim = SiteSimulator(_site(port), start=NOON, autorun=False)
         async with sim:
             ep = ModbusEndpoint(EndpointSpec("modbus_tcp", host="127.0.0.1", port=port))
             try:
                 ess = capabilities(_device(ep, "ess", 3, "generic_ess"))
                 await ess.set_power_kw(40.0, expiry_s=60)
-                await asyncio.sleep(0.02)
+                sim.advance_to(NOON + timedelta(seconds=59))
                 during = sim.state()["ess"]["power_setpoint_kw"]
-                await asyncio.sleep(0.3)  # 0.3 s x 600 = 180 simulated s > 60 s
-                return during, sim.state()["ess"]["power_setpoint_kw"]
+                sim.advance_to(NOON + timedelta(seconds=61))  # 61 s > 60 s expiry
+                after = sim.state()["ess"]
+                return during, after["power_setpoint_kw"], after["active_power_kw"]
             finally:
                 await ep.close()
 
-    during, after = run_async(scenario())
+    during, after, power = run_async(scenario())
     assert during == pytest.approx(40.0)
-    assert after == 0.0
+    assert after == 0.0 and power == 0.0
 
 
-@pytest.mark.timeout(30)
-def test_busan_site_simulated_and_read_in_process(busan_site, run_async) -> None:
+@pytest.mark.timeout(60)
+def test_busan_site_simulated_and_read_in_process(busan_site, tmp_path, run_async) -> None:
     from cems.config import load_site
     from cems.devices import build_devices, read_all, simulation_spec
 
-    config = load_site(busan_site)
+    # a copy of the example on free ports: the example's own may be in use (cems simulate)
+    config = load_site(copy_on_free_ports(busan_site, tmp_path).path)
     spec, skipped = simulation_spec(config)
 
     async def scenario() -> list:

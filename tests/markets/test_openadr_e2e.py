@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ import pytest
 import yaml
 from loopback_ports import free_port as _free_port
 from openleadr import OpenADRServer
+from strict_json import strict_json_lines
 
 from cems.config.model import SiteConfig
 from cems.errors import InputError
@@ -48,11 +49,26 @@ pytestmark = pytest.mark.timeout(90)
 
 TZ = "Asia/Seoul"
 BASE_NOW = pd.Timestamp("2027-03-16T17:00", tz=TZ)  # Tuesday, D-1 of the hand-computed week
+VEN_ID = "ven-id-1"
+LOAD_KW = 16.0  # site load forecast, flat
+
+# kWh per 15-minute slot in 14:00-15:00 (the same in all four slots) per meter and day of
+# the hand-computed week (before it is moved, see Week).
+EVENT_SLOT_KWH: dict[date, dict[str, float]] = {
+    date(2027, 3, 8): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Mon: 6th weekday back, not used
+    date(2027, 3, 9): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Tue: 7th weekday back, not used
+    date(2027, 3, 10): {"m1": 1.0, "m2": 2.0, "m3": 0.5},  # Wed
+    date(2027, 3, 11): {"m1": 1.2, "m2": 1.8, "m3": 0.7},  # Thu
+    date(2027, 3, 12): {"m1": 0.8, "m2": 2.2, "m3": 0.6},  # Fri
+    date(2027, 3, 13): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sat: not a 평일
+    date(2027, 3, 14): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sun: not a 평일
+    date(2027, 3, 15): {"m1": 1.1, "m2": 2.1, "m3": 0.4},  # Mon
+    date(2027, 3, 16): {"m1": 0.9, "m2": 1.9, "m3": 0.8},  # Tue (D-1, metered until 17:00)
+}
 
 
-def _weeks_ahead() -> int:
+def _weeks_ahead(today: pd.Timestamp) -> int:
     """Whole weeks to move the hand-computed week: 0 until it is within 7 days of today."""
-    today = pd.Timestamp.now(tz=TZ)
     years = range(BASE_NOW.year, today.year + 3)
     kr_holidays = {pd.Timestamp(d).date() for d in holidays.KR(years=years)}
     weeks = 0
@@ -64,38 +80,43 @@ def _weeks_ahead() -> int:
         weeks += 1
 
 
-SHIFT_WEEKS = _weeks_ahead()
-SHIFT = pd.Timedelta(weeks=SHIFT_WEEKS)
+@dataclass(frozen=True)
+class Week:
+    """The hand-computed week (March 2027) moved by ``weeks`` whole weeks."""
+
+    weeks: int
+
+    def day(self, month: int, dom: int) -> date:
+        """A date of the hand-computed week, moved."""
+        return date(2027, month, dom) + timedelta(weeks=self.weeks)
+
+    def at(self, text: str) -> pd.Timestamp:
+        """A KST time of the hand-computed week, moved."""
+        return pd.Timestamp(text, tz=TZ) + pd.Timedelta(weeks=self.weeks)
+
+    @property
+    def now(self) -> pd.Timestamp:
+        return self.at("2027-03-16T17:00")  # Tuesday, D-1
+
+    @property
+    def event_start(self) -> pd.Timestamp:
+        return self.at("2027-03-17T14:00")  # Wednesday (no holiday in the window)
+
+    @property
+    def event_end(self) -> pd.Timestamp:
+        return self.at("2027-03-17T15:00")
+
+    @property
+    def event_slot_kwh(self) -> dict[date, dict[str, float]]:
+        return {d + timedelta(weeks=self.weeks): kwh for d, kwh in EVENT_SLOT_KWH.items()}
 
 
-def day(month: int, dom: int) -> date:
-    """A date of the hand-computed week (March 2027), moved by :data:`SHIFT`."""
-    return date(2027, month, dom) + timedelta(weeks=SHIFT_WEEKS)
+@pytest.fixture
+def week() -> Week:
+    """The week the tests replay, chosen from the wall clock when the test starts."""
+    return Week(_weeks_ahead(pd.Timestamp.now(tz=TZ)))
 
 
-def at(text: str) -> pd.Timestamp:
-    """A KST time of the hand-computed week, moved by :data:`SHIFT`."""
-    return pd.Timestamp(text, tz=TZ) + SHIFT
-
-
-NOW = at("2027-03-16T17:00")  # Tuesday, D-1
-EVENT_START = at("2027-03-17T14:00")  # Wednesday (no holiday in the window)
-EVENT_END = at("2027-03-17T15:00")
-VEN_ID = "ven-id-1"
-LOAD_KW = 16.0  # site load forecast, flat
-
-# kWh per 15-minute slot in 14:00-15:00 (the same in all four slots) per meter and day.
-EVENT_SLOT_KWH: dict[date, dict[str, float]] = {
-    day(3, 8): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Mon: 6th weekday back, not used
-    day(3, 9): {"m1": 3.0, "m2": 3.0, "m3": 3.0},   # Tue: 7th weekday back, not used
-    day(3, 10): {"m1": 1.0, "m2": 2.0, "m3": 0.5},  # Wed
-    day(3, 11): {"m1": 1.2, "m2": 1.8, "m3": 0.7},  # Thu
-    day(3, 12): {"m1": 0.8, "m2": 2.2, "m3": 0.6},  # Fri
-    day(3, 13): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sat: not a 평일
-    day(3, 14): {"m1": 4.0, "m2": 4.0, "m3": 4.0},  # Sun: not a 평일
-    day(3, 15): {"m1": 1.1, "m2": 2.1, "m3": 0.4},  # Mon
-    day(3, 16): {"m1": 0.9, "m2": 1.9, "m3": 0.8},  # Tue (D-1, metered until 17:00)
-}
 OTHER_SLOT_KWH = 0.3
 # Metered usage in the event hour, per 15-minute slot.
 EVENT_USAGE_KWH = {"m1": 0.6, "m2": 1.5, "m3": 0.5}
@@ -150,12 +171,12 @@ def _usage(days: dict[date, dict[str, float]], until: pd.Timestamp) -> pd.DataFr
     return pd.DataFrame(rows, columns=["timestamp", "meter_id", "import_kwh"])
 
 
-def _history() -> pd.DataFrame:
-    return _usage(EVENT_SLOT_KWH, NOW)
+def _history(week: Week) -> pd.DataFrame:
+    return _usage(week.event_slot_kwh, week.now)
 
 
-def _load_forecast() -> pd.Series:
-    index = pd.date_range(NOW.normalize(), periods=4 * 96, freq="15min")
+def _load_forecast(week: Week) -> pd.Series:
+    index = pd.date_range(week.now.normalize(), periods=4 * 96, freq="15min")
     return pd.Series(LOAD_KW, index=index)
 
 
@@ -170,9 +191,10 @@ def _socket_count() -> int:
 
 
 async def _exchange(config: SiteConfig, events: list[dict[str, Any]],
-                    on_accept: Callable[[DrEvent], Any] | None
+                    on_accept: Callable[[DrEvent], Any] | None, now: pd.Timestamp
                     ) -> tuple[list[tuple[str, str, str]], OpenAdrVen]:
-    """Run a VTN and the VEN, send ``events``, wait (bounded) for every opt answer."""
+    """Run a VTN and the VEN (its clock stopped at ``now``), send ``events``, wait
+    (bounded) for every opt answer."""
     opt_results: list[tuple[str, str, str]] = []
 
     async def on_registration(info: dict[str, Any]) -> tuple[str, str] | bool:
@@ -188,7 +210,7 @@ async def _exchange(config: SiteConfig, events: list[dict[str, Any]],
     vtn.add_handler("on_create_party_registration", on_registration)
     await vtn.run()
     ven = OpenAdrVen(config, vtn_url=f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b",
-                     ven_name="cems-ven", on_accept=on_accept, clock=lambda: NOW,
+                     ven_name="cems-ven", on_accept=on_accept, clock=lambda: now,
                      callback_timeout_s=30.0)
     try:
         await ven.start(timeout_s=10.0)
@@ -225,45 +247,48 @@ def _load_control(event_id: str, start: pd.Timestamp, kw: float,
                            "signal_payload": kw}]}
 
 
-def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path) -> None:
+def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path,
+                                                             week: Week) -> None:
     config = _site()
-    history = _history()
+    history = _history(week)
     store = open_store(data_dir=tmp_path)
     plans: list[Any] = []
 
     def on_accept(event: DrEvent) -> None:  # the planner side, in a worker thread
         commitment = commitment_for(config, history, event)
-        plan = plan_for_event(config, SiteState(), NOW.to_pydatetime(), commitment,
-                              load_forecast_kw=_load_forecast())
+        plan = plan_for_event(config, SiteState(), week.now.to_pydatetime(), commitment,
+                              load_forecast_kw=_load_forecast(week))
         record_event(store, event, opted_in=True, status="accepted")
         plans.append((commitment, plan))
 
     opts, ven = _run(_exchange(
-        config, [_load_control("kpx-ev-0317", EVENT_START, COMMITTED_KW)], on_accept))
+        config, [_load_control("kpx-ev-0317", week.event_start, COMMITTED_KW)], on_accept,
+        week.now))
 
     assert opts == [(VEN_ID, "kpx-ev-0317", "optIn")], ven.decisions
     assert [d.opt_in for d in ven.decisions] == [True]
     event = ven.accepted["kpx-ev-0317"]
     assert (event.source, event.program, event.committed_kw) == ("openadr", "kukmin_dr", 4.0)
-    assert (event.start, event.end, event.notified_at) == (EVENT_START, EVENT_END, NOW)
+    assert (event.start, event.end, event.notified_at) == (week.event_start, week.event_end,
+                                                           week.now)
 
     # ---- the plan: import <= CBL - committed in every event step --------------------------
     assert len(plans) == 1
     commitment, plan = plans[0]
-    window = plan.schedule.loc[EVENT_START:EVENT_END - pd.Timedelta(minutes=1)]
+    window = plan.schedule.loc[week.event_start:week.event_end - pd.Timedelta(minutes=1)]
     assert len(window) == 4  # four 15-minute steps 14:00..14:45
     assert (window["grid_import_kw"] <= CAP_KW + 1e-6).all(), window["grid_import_kw"]
     # the cap matters: the plan without the event imports more in the window
-    base = make_plan(config, SiteState(), NOW.to_pydatetime(), kind="rolling", horizon_h=36,
-                     load_forecast_kw=_load_forecast())
-    base_window = base.schedule.loc[EVENT_START:EVENT_END - pd.Timedelta(minutes=1)]
+    base = make_plan(config, SiteState(), week.now.to_pydatetime(), kind="rolling",
+                     horizon_h=36, load_forecast_kw=_load_forecast(week))
+    base_window = base.schedule.loc[week.event_start:week.event_end - pd.Timedelta(minutes=1)]
     assert (base_window["grid_import_kw"] > CAP_KW + 0.1).any()
     # the CBL in the commitment matches the hand arithmetic
     assert commitment.cbl.aggregate.kwh.tolist() == pytest.approx([CBL_SLOT_KWH] * 4)
 
     # ---- after the event: metered usage -> settlement and rewards ---------------------------
-    metered = _usage({day(3, 17): EVENT_USAGE_KWH}, EVENT_END)
-    metered = metered[metered["timestamp"] >= EVENT_START]
+    metered = _usage({week.day(3, 17): EVENT_USAGE_KWH}, week.event_end)
+    metered = metered[metered["timestamp"] >= week.event_start]
     usage = pd.concat([history, metered], ignore_index=True)
     settlement = settle_and_store(config, store, usage, event, rbp_krw_per_kw=36000.0,
                                   mrt_h=60.0, mgp_krw_per_kwh=150.0)
@@ -293,8 +318,8 @@ def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path) -> 
     assert dr_rows["amount_krw"].tolist() == [3690.0]
     reward_rows = store.settlements("dr_reward")
     assert sorted(reward_rows["amount_krw"].tolist()) == [337.0, 1011.0, 1235.0]
-    start = EVENT_START.to_period("M").start_time.tz_localize(TZ)
-    end = (EVENT_START.to_period("M") + 1).start_time.tz_localize(TZ)
+    start = week.event_start.to_period("M").start_time.tz_localize(TZ)
+    end = (week.event_start.to_period("M") + 1).start_time.tz_localize(TZ)
     for household in config.households:
         assert dr_reward_krw(store, household, start, end) == rewards[household.id]
     with pytest.raises(InputError, match="already settled"):
@@ -302,17 +327,18 @@ def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path) -> 
                          mgp_krw_per_kwh=150.0)
 
 
-def test_vtn_events_over_limit_or_short_notice_are_opted_out(tmp_path: Path) -> None:
+def test_vtn_events_over_limit_or_short_notice_are_opted_out(tmp_path: Path,
+                                                             week: Week) -> None:
     config = _site(max_reduction_kw=6.0)
     calls: list[DrEvent] = []
 
     def on_accept(event: DrEvent) -> None:
         calls.append(event)
 
-    too_big = _load_control("kpx-big", EVENT_START, 8.0)  # 8 kW > max_reduction_kw 6
+    too_big = _load_control("kpx-big", week.event_start, 8.0)  # 8 kW > max_reduction_kw 6
     # 17:15 the same day: notice 15 min < 30 (KPX rule and min_notice_min)
-    too_late = _load_control("kpx-late", NOW + pd.Timedelta(minutes=15), 4.0)
-    opts, ven = _run(_exchange(config, [too_big, too_late], on_accept))
+    too_late = _load_control("kpx-late", week.now + pd.Timedelta(minutes=15), 4.0)
+    opts, ven = _run(_exchange(config, [too_big, too_late], on_accept, week.now))
 
     assert sorted(opts) == [(VEN_ID, "kpx-big", "optOut"), (VEN_ID, "kpx-late", "optOut")]
     assert calls == []  # the planner was never asked: no plan change
@@ -322,14 +348,15 @@ def test_vtn_events_over_limit_or_short_notice_are_opted_out(tmp_path: Path) -> 
     assert "notice is 15 min" in reasons["kpx-late"]
 
 
-def test_planner_failure_turns_into_opt_out() -> None:
+def test_planner_failure_turns_into_opt_out(week: Week) -> None:
     config = _site()
 
     def on_accept(event: DrEvent) -> None:
         raise InputError("cannot meet the cap")
 
     opts, ven = _run(_exchange(
-        config, [_load_control("kpx-ev", EVENT_START, COMMITTED_KW)], on_accept))
+        config, [_load_control("kpx-ev", week.event_start, COMMITTED_KW)], on_accept,
+        week.now))
     assert opts == [(VEN_ID, "kpx-ev", "optOut")]
     assert ven.accepted == {}
     assert "planner failed: cannot meet the cap" in ven.decisions[0].reason
@@ -338,9 +365,9 @@ def test_planner_failure_turns_into_opt_out() -> None:
 # ---- the mapping and the rules without a network ---------------------------------------------
 
 
-def _raw(signal_name: str, signal_type: str, payloads: list[float],
+def _raw(week: Week, signal_name: str, signal_type: str, payloads: list[float],
          context: str = "oadr://kpx.test/kukmin_dr") -> dict[str, Any]:
-    start = EVENT_START.tz_convert("UTC").to_pydatetime()
+    start = week.event_start.tz_convert("UTC").to_pydatetime()
     return {"event_descriptor": {"event_id": "e1", "market_context": context,
                                  "event_status": "far", "modification_number": 0},
             "event_signals": [{"signal_name": signal_name, "signal_type": signal_type,
@@ -350,47 +377,53 @@ def _raw(signal_name: str, signal_type: str, payloads: list[float],
                                              for i, p in enumerate(payloads)]}]}
 
 
-def test_simple_level_asks_for_the_registered_reduction() -> None:
+def test_simple_level_asks_for_the_registered_reduction(week: Week) -> None:
     dr = _site(max_reduction_kw=5.0).demand_response
-    event = event_from_openadr(_raw("SIMPLE", "level", [2, 1]), notified_at=NOW, dr=dr)
+    event = event_from_openadr(_raw(week, "SIMPLE", "level", [2, 1]), notified_at=week.now,
+                               dr=dr)
     # two 30-minute intervals from 14:00 -> 14:00-15:00; level >= 1 -> max_reduction_kw 5
-    assert (event.start, event.end, event.committed_kw) == (EVENT_START, EVENT_END, 5.0)
+    assert (event.start, event.end, event.committed_kw) == (week.event_start, week.event_end,
+                                                            5.0)
     assert decide(event, dr).opt_in
-    idle = event_from_openadr(_raw("SIMPLE", "level", [0, 0]), notified_at=NOW, dr=dr)
+    idle = event_from_openadr(_raw(week, "SIMPLE", "level", [0, 0]), notified_at=week.now,
+                              dr=dr)
     assert not decide(idle, dr).opt_in
 
 
-def test_load_control_commits_the_largest_payload_and_program_from_context() -> None:
+def test_load_control_commits_the_largest_payload_and_program_from_context(week: Week) -> None:
     dr = _site().demand_response
-    event = event_from_openadr(_raw("LOAD_CONTROL", "x-loadControlCapacity", [3.0, 4.5],
-                                    context="oadr://kpx.test/plus_dr"), notified_at=NOW, dr=dr)
+    event = event_from_openadr(_raw(week, "LOAD_CONTROL", "x-loadControlCapacity", [3.0, 4.5],
+                                    context="oadr://kpx.test/plus_dr"), notified_at=week.now,
+                               dr=dr)
     assert (event.committed_kw, event.program) == (4.5, "plus_dr")
     decision = decide(event, dr)
     assert not decision.opt_in and "takes part in kukmin_dr" in decision.reason
 
 
-def test_unsupported_signal_and_weekend_event_and_remote_vtn() -> None:
+def test_unsupported_signal_and_weekend_event_and_remote_vtn(week: Week) -> None:
     config = _site()
     dr = config.demand_response
     with pytest.raises(InputError, match="no supported signal"):
-        event_from_openadr(_raw("ELECTRICITY_PRICE", "price", [100.0]), notified_at=NOW, dr=dr)
-    saturday = DrEvent("sat", "kukmin_dr", at("2027-03-20T14:00"),
-                       at("2027-03-20T15:00"), NOW, 4.0, "openadr")
+        event_from_openadr(_raw(week, "ELECTRICITY_PRICE", "price", [100.0]),
+                           notified_at=week.now, dr=dr)
+    saturday = DrEvent("sat", "kukmin_dr", week.at("2027-03-20T14:00"),
+                       week.at("2027-03-20T15:00"), week.now, 4.0, "openadr")
     assert "Saturday, Sunday or public holiday" in decide(saturday, dr).reason
     with pytest.raises(InputError, match="loopback"):
         OpenAdrVen(config, vtn_url="http://vtn.example.com/OpenADR2/Simple/2.0b",
                    ven_name="cems-ven")
 
 
-def test_commitment_rejects_unknown_meter_and_a_reduction_above_the_baseline() -> None:
+def test_commitment_rejects_unknown_meter_and_a_reduction_above_the_baseline(week: Week) -> None:
     config = _site()
-    event = DrEvent("e", "kukmin_dr", EVENT_START, EVENT_END, NOW, 20.0, "openadr")
-    stranger = pd.DataFrame({"timestamp": [NOW], "meter_id": ["m9"], "import_kwh": [1.0]})
+    event = DrEvent("e", "kukmin_dr", week.event_start, week.event_end, week.now, 20.0,
+                    "openadr")
+    stranger = pd.DataFrame({"timestamp": [week.now], "meter_id": ["m9"], "import_kwh": [1.0]})
     with pytest.raises(InputError, match="m9 are not DR participants"):
-        commitment_for(config, pd.concat([_history(), stranger]), event)
+        commitment_for(config, pd.concat([_history(week), stranger]), event)
     # 20 kW committed > CBL 14.5 kW: cannot be met
     with pytest.raises(InputError, match="larger than the baseline"):
-        commitment_for(config, _history(), event)
+        commitment_for(config, _history(week), event)
 
 
 # ---- the command line: `cems dr listen` in a subprocess against a VTN in a thread -------------
@@ -444,12 +477,12 @@ class _ThreadVtn:
         assert not self.thread.is_alive()
 
 
-def _write_inputs(tmp_path: Path) -> tuple[Path, Path]:
+def _write_inputs(tmp_path: Path, week: Week) -> tuple[Path, Path]:
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump(_site_doc(), sort_keys=False, allow_unicode=True),
                     encoding="utf-8")
     usage = tmp_path / "usage.csv"
-    frame = _history()
+    frame = _history(week)
     buffer = io.StringIO()
     frame.assign(timestamp=[t.isoformat() for t in frame["timestamp"]]).to_csv(buffer,
                                                                                index=False)
@@ -457,16 +490,16 @@ def _write_inputs(tmp_path: Path) -> tuple[Path, Path]:
     return site, usage
 
 
-def test_cli_listen_opts_in_replans_and_stores(run_cems, tmp_path: Path) -> None:
-    site, usage = _write_inputs(tmp_path)
+def test_cli_listen_opts_in_replans_and_stores(run_cems, tmp_path: Path, week: Week) -> None:
+    site, usage = _write_inputs(tmp_path, week)
     with _ThreadVtn() as vtn:
-        vtn.add_event(_load_control("kpx-cli-1", EVENT_START, COMMITTED_KW))
+        vtn.add_event(_load_control("kpx-cli-1", week.event_start, COMMITTED_KW))
         proc = run_cems("dr", "listen", "--site", site, "--vtn", vtn.url, "--usage", usage,
-                        "--now", NOW.isoformat(), "--for", "40", "--max-events", "1",
+                        "--now", week.now.isoformat(), "--for", "40", "--max-events", "1",
                         timeout=80)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    lines = strict_json_lines(proc.stdout)  # JSON Lines and nothing else on stdout
     assert len(lines) == 1
     line = lines[0]
     assert (line["event_id"], line["opt"], line["committed_kw"]) == ("kpx-cli-1", "optIn", 4.0)
@@ -479,13 +512,14 @@ def test_cli_listen_opts_in_replans_and_stores(run_cems, tmp_path: Path) -> None
     plan = store.latest_plan(kind="dr")
     assert plan is not None
     schedule = pd.read_json(io.StringIO(plan["schedule_json"]), orient="table")
-    window = schedule.loc[(schedule.index >= EVENT_START) & (schedule.index < EVENT_END)]
+    window = schedule.loc[(schedule.index >= week.event_start)
+                          & (schedule.index < week.event_end)]
     assert len(window) == 4
     assert (window["grid_import_kw"] <= CAP_KW + 1e-6).all()
 
 
-def test_cli_listen_user_errors(run_cems, tmp_path: Path) -> None:
-    site, usage = _write_inputs(tmp_path)
+def test_cli_listen_user_errors(run_cems, tmp_path: Path, week: Week) -> None:
+    site, usage = _write_inputs(tmp_path, week)
     remote = run_cems("dr", "listen", "--site", site, "--vtn",
                       "http://vtn.example.com/OpenADR2/Simple/2.0b", "--usage", usage)
     assert remote.returncode == 2

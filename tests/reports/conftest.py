@@ -9,7 +9,6 @@ import pytest
 from reports_site import SITE_YAML, seed_store
 
 
-
 @pytest.fixture(scope="session")
 def seeded_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Path of the test site YAML whose data directory holds the seeded store."""

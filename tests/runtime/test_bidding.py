@@ -18,13 +18,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from runtime_harness import Harness, run
+from runtime_harness import SCENARIO_TIMEOUT_S, Harness, run
 
 import optimizer
 from cems.config import load_site
 from cems.markets.bids import read_bid
 from cems.markets.portfolio import site_portfolio
 from cems.runtime.planner import make_plan
+
+# One harness run per test (bounded by run()), plus set-up and tear-down.
+pytestmark = pytest.mark.timeout(SCENARIO_TIMEOUT_S + 60)
 
 SEOUL = ZoneInfo("Asia/Seoul")
 START = datetime(2026, 7, 15, 9, 0, tzinfo=SEOUL)

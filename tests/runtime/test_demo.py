@@ -1,28 +1,41 @@
 """``cems demo`` (the README's main job): completes, prints KPIs, writes its files, and
-the CEMS beats the no-CEMS baseline on cost and self-sufficiency on the example day."""
+the CEMS beats the no-CEMS baseline on cost and self-sufficiency on the example day.
+
+The demo runs the Sejong 5-1 example site (its default) copied with free loopback ports
+(tests/support/example_sites.py), so it passes while another demo holds the example's ports.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import socket
 import sqlite3
 
 import pytest
+from example_sites import copy_on_free_ports
+from strict_json import strict_json
+
+from cems.runtime.demo import format_summary
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_demo_runs_and_beats_the_baseline(run_cems, tmp_path):
+def test_demo_runs_and_beats_the_baseline(run_cems, sejong_site, tmp_path):
+    site = copy_on_free_ports(sejong_site, tmp_path / "site")
     out = tmp_path / "demo"
-    result = run_cems("demo", "--out", out, timeout=380)
+    result = run_cems("demo", "--site", site.path, "--out", out, "--json", timeout=380)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "saving:" in result.stdout and "self-sufficiency" in result.stdout
+    summary = strict_json(result.stdout)  # the --json contract: the document alone
     assert "07-15 12:00" in result.stderr  # hourly progress lines
+    text = format_summary(summary)  # what the demo prints without --json
+    assert "saving:" in text and "self-sufficiency" in text
     for name in ("plan.csv", "actuals.csv", "power_flows.png", "kpis.json", "cems.sqlite"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "power_flows.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     kpis = json.loads((out / "kpis.json").read_text())
+    assert summary == kpis
     cems, base = kpis["cems"], kpis["baseline"]
     assert cems["cost_krw"]["net"] < base["cost_krw"]["net"]
     assert cems["self_sufficiency_pct"] > base["self_sufficiency_pct"]
@@ -62,4 +75,20 @@ def test_demo_runs_and_beats_the_baseline(run_cems, tmp_path):
     assert resident["supplied_kwh"] > 0
     page = (out / resident["report"]).read_text(encoding="utf-8")
     assert "101동 101호" in page and f"{resident['bill_saving_krw']:,}" in page
-    assert f"saving {resident['bill_saving_krw']:,} KRW" in result.stdout
+    assert f"saving {resident['bill_saving_krw']:,} KRW" in text
+
+
+@pytest.mark.timeout(120)
+def test_demo_on_a_port_in_use_is_a_user_error(run_cems, sejong_site, tmp_path):
+    site = copy_on_free_ports(sejong_site, tmp_path / "site")
+    taken = min(site.ports.values())
+    with socket.socket() as holder:  # another process's server on one of the site's ports
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        result = run_cems("demo", "--site", site.path, "--out", tmp_path / "demo", "--json",
+                          timeout=100)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stdout == ""
+    assert f"cannot serve Modbus on 127.0.0.1:{taken}" in result.stderr
+    assert "another process using the port" in result.stderr
+    assert "Traceback" not in result.stderr

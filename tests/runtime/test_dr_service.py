@@ -16,7 +16,9 @@ import os
 import signal
 import threading
 import time
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from datetime import time as dt_time
 from functools import partial
 from pathlib import Path
@@ -36,28 +38,40 @@ from cems.runtime.runtime import Runtime
 from cems.runtime.service import run_service
 from cems.store import open_store
 
-pytestmark = pytest.mark.timeout(120)
+#: Wall-time bound of one test's scenario (it takes 2-3 s on an idle machine); the service
+#: also stops by itself after this long, should the test's signal not stop it.
+SCENARIO_S = 150.0
+pytestmark = pytest.mark.timeout(SCENARIO_S + 30)
 
 TZ = "Asia/Seoul"
-
-
-def _event_day() -> date:
-    """A 평일 Wednesday at least a week ahead of the wall clock (the VTN marks events in
-    its past as completed, so the replayed day must lie in the real future)."""
-    day = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=7)
-    while day.weekday() != 2 or not DrCalendar().is_weekday(day):
-        day += timedelta(days=1)
-    return day
-
-
-DAY = _event_day()
-START = datetime.combine(DAY, dt_time(11, 0), tzinfo=ZoneInfo(TZ))
-EVENT_START = pd.Timestamp(START) + pd.Timedelta(hours=2)  # 13:00, notice 2 h
-EVENT_END = EVENT_START + pd.Timedelta(hours=1)
-HISTORY_START = pd.Timestamp(START).normalize() - pd.Timedelta(days=16)  # a Monday
 VEN_ID = "ven-id-1"
 
-# CBL, Max(4/5), 국민DR on the summed usage: on every day before DAY each of m1-m3 used
+
+@dataclass(frozen=True)
+class EventDay:
+    """The replayed day: the service's clock starts at ``start`` (11:00 KST)."""
+
+    start: datetime
+    event_start: pd.Timestamp  # 13:00, notice 2 h
+    event_end: pd.Timestamp
+    history_start: pd.Timestamp  # 16 days before: a Monday
+
+
+@pytest.fixture
+def day() -> EventDay:
+    """A 평일 Wednesday at least a week ahead of the wall clock, taken when the test starts
+    (the VTN marks events in its past as completed, so the replayed day must lie in the
+    real future)."""
+    when = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=7)
+    while when.weekday() != 2 or not DrCalendar().is_weekday(when):
+        when += timedelta(days=1)
+    start = datetime.combine(when, dt_time(11, 0), tzinfo=ZoneInfo(TZ))
+    event_start = pd.Timestamp(start) + pd.Timedelta(hours=2)
+    return EventDay(start, event_start, event_start + pd.Timedelta(hours=1),
+                    pd.Timestamp(start).normalize() - pd.Timedelta(days=16))
+
+
+# CBL, Max(4/5), 국민DR on the summed usage: on every day before the event day each of m1-m3 used
 # 4 kWh per 15-minute slot in 13:00-14:00, so every similar day sums to 12 kWh per slot:
 # CBL = 12 kWh / 0.25 h = 48 kW. The VTN asks for 8 kW -> cap 48 - 8 = 40 kW.
 SLOT_KWH = 4.0
@@ -91,15 +105,23 @@ def _site(site_path: Path, vtn_port: int) -> Path:
     return site_path
 
 
-def _usage_rows() -> list[tuple[Any, ...]]:
-    """Household import_kwh readings (interval starts) from HISTORY_START until START."""
+def _usage_rows(day: EventDay) -> list[tuple[Any, ...]]:
+    """Household import_kwh readings (interval starts) from 16 days before until the start."""
     rows = []
-    for ts in pd.date_range(HISTORY_START, pd.Timestamp(START),
+    for ts in pd.date_range(day.history_start, pd.Timestamp(day.start),
                             freq="15min", inclusive="left"):
         for meter in ("m1", "m2", "m3"):
             kwh = SLOT_KWH if ts.hour == 13 else 1.0
             rows.append((ts.to_pydatetime(), meter, "import_kwh", kwh, "good"))
     return rows
+
+
+async def _stopped(service: asyncio.Task[Runtime]) -> Runtime:
+    """Wait (up to 60 s) for the service to return after its stop signal."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(service), 60)
+    except TimeoutError:
+        raise AssertionError("the service did not stop within 60 s of its signal") from None
 
 
 def _load_control(event_id: str, start: pd.Timestamp, kw: float) -> dict[str, Any]:
@@ -110,7 +132,8 @@ def _load_control(event_id: str, start: pd.Timestamp, kw: float) -> dict[str, An
                            "signal_payload": kw}]}
 
 
-async def _until(predicate, timeout_s: float) -> bool:
+async def _until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``predicate`` every 0.1 s until it holds (True) or ``timeout_s`` passes (False)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -119,12 +142,31 @@ async def _until(predicate, timeout_s: float) -> bool:
     return False
 
 
+def _run_bounded(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``scenario()`` in a fresh event loop; fail with a message after SCENARIO_S."""
+
+    async def bounded() -> bool:
+        try:
+            async with asyncio.timeout(SCENARIO_S) as limit:
+                await scenario()
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            return False
+        return True
+
+    if not asyncio.run(bounded()):
+        pytest.fail(f"the service scenario did not finish within {SCENARIO_S:.0f} s",
+                    pytrace=False)
+
+
 def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Path,
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path,
+                                                             day: EventDay) -> None:
     port = free_port()
     config = load_site(_site(small_site_path, port))
     store = open_store(f"sqlite:///{tmp_path / 'cems.sqlite'}")
-    assert store.write_readings(_usage_rows()) == 3 * 96 * 16 + 3 * 44  # 16 days + 11 h
+    assert store.write_readings(_usage_rows(day)) == 3 * 96 * 16 + 3 * 44  # 16 days + 11 h
     registrations: list[str] = []
     opts: list[tuple[str, str]] = []
     seen: dict[str, Any] = {}
@@ -147,17 +189,20 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
         vtn.add_handler("on_create_party_registration", on_registration)
         await vtn.run()
         service = asyncio.create_task(run_service(
-            config, store, duration_s=90, on_started=started, clock=ShiftedClock(START),
+            config, store, duration_s=SCENARIO_S, on_started=started,
+            clock=ShiftedClock(day.start),
             listener_options={"register_timeout_s": 10.0, "retry_s": 1.0}))
         try:
-            assert await _until(lambda: registrations == ["cems-ven"], 20), registrations
+            assert await _until(lambda: registrations == ["cems-ven"], 20), (
+                f"the VEN did not register within 20 s: {registrations}")
             vtn.add_event(ven_id=VEN_ID, callback=partial(on_opt),
-                          **_load_control("kpx-0715", EVENT_START, COMMITTED_KW))
+                          **_load_control("kpx-0715", day.event_start, COMMITTED_KW))
             # 11:15 the same day: 15 min notice < 30 -> optOut
             vtn.add_event(ven_id=VEN_ID, callback=partial(on_opt),
-                          **_load_control("kpx-late", pd.Timestamp(START) + pd.Timedelta(
+                          **_load_control("kpx-late", pd.Timestamp(day.start) + pd.Timedelta(
                               minutes=15), COMMITTED_KW))
-            assert await _until(lambda: len(opts) == 2, 40), opts
+            assert await _until(lambda: len(opts) == 2, 40), (
+                f"the VEN did not answer both events within 40 s: {opts}")
 
             runtime: Runtime = seen["runtime"]
 
@@ -166,17 +211,17 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
                 return (plan is not None and plan.inputs is not None
                         and len(plan.inputs.dr_events) > 0)
 
-            assert await _until(capped_plan, 30), "no re-plan with the event's cap"
+            assert await _until(capped_plan, 30), "no re-plan with the event's cap in 30 s"
             seen["plan"] = runtime.plan
             seen["accepted"] = store.dr_event("kpx-0715")
 
             # the VTN cancels: the stored event is closed and a re-plan drops the cap
             vtn.cancel_event(VEN_ID, "kpx-0715")
             assert await _until(lambda: store.dr_event("kpx-0715")["status"] == "cancelled",
-                                20)
+                                20), "the stored event was not cancelled within 20 s"
             assert await _until(lambda: not capped_plan(), 30), "cap kept after cancelling"
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would: the service stops
-            seen["returned"] = await asyncio.wait_for(service, 60)
+            seen["returned"] = await _stopped(service)
         finally:
             if not service.done():
                 service.cancel()
@@ -187,7 +232,7 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
         assert not pending, f"tasks left running: {pending}"
 
     threads = set(threading.enumerate())
-    asyncio.run(asyncio.wait_for(scenario(), timeout=110))
+    _run_bounded(scenario)
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     assert not left, f"threads left running: {left}"
 
@@ -214,11 +259,12 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
     # the re-plan after the optIn: four hard rows, import <= 40 kW at 13:00-14:00
     plan = seen["plan"]
     rows = plan.inputs.dr_events
-    assert rows["start"].tolist() == list(pd.date_range(EVENT_START, periods=4, freq="15min"))
+    assert rows["start"].tolist() == list(pd.date_range(day.event_start, periods=4,
+                                                        freq="15min"))
     assert (rows["mode"] == "hard").all()
     assert (rows["baseline_kw"] - rows["reduction_kw"]).tolist() == pytest.approx([CAP_KW] * 4)
-    window = plan.schedule[(plan.schedule.index >= EVENT_START)
-                           & (plan.schedule.index < EVENT_END)]
+    window = plan.schedule[(plan.schedule.index >= day.event_start)
+                           & (plan.schedule.index < day.event_end)]
     assert len(window) == 4 and (window["grid_import_kw"] <= CAP_KW + 1e-6).all()
     alarms = store.alarms(open_only=True)
     assert alarms.empty or "dr_ven_offline" not in set(alarms["code"])
@@ -226,7 +272,8 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
 
 
 def test_service_runs_without_its_vtn_and_registers_when_it_comes(small_site_path: Path,
-                                                                  tmp_path: Path) -> None:
+                                                                  tmp_path: Path,
+                                                                  day: EventDay) -> None:
     port = free_port()
     config = load_site(_site(small_site_path, port))
     store = open_store(f"sqlite:///{tmp_path / 'cems.sqlite'}")
@@ -244,8 +291,8 @@ def test_service_runs_without_its_vtn_and_registers_when_it_comes(small_site_pat
     async def scenario() -> None:
         before = asyncio.all_tasks()
         service = asyncio.create_task(run_service(
-            config, store, duration_s=60, on_started=lambda r: seen.update(runtime=r),
-            clock=ShiftedClock(START),
+            config, store, duration_s=SCENARIO_S, on_started=lambda r: seen.update(runtime=r),
+            clock=ShiftedClock(day.start),
             listener_options={"register_timeout_s": 2.0, "retry_s": 0.5}))
         vtn = OpenADRServer(vtn_id="KPX-TEST-VTN", http_host="127.0.0.1", http_port=port,
                             requested_poll_freq=timedelta(seconds=1),
@@ -254,13 +301,16 @@ def test_service_runs_without_its_vtn_and_registers_when_it_comes(small_site_pat
         try:
             # no VTN yet: the site runs (plans), the alarm says why no events arrive
             assert await _until(lambda: offline_alarms(open_only=True) == ["dr_ven_offline"],
-                                20)
-            assert await _until(lambda: seen["runtime"].counters.plans >= 1, 20)
+                                20), "no open dr_ven_offline alarm within 20 s"
+            assert await _until(lambda: "runtime" in seen and seen["runtime"].counters.plans >= 1,
+                                20), "the site made no plan within 20 s"
             await vtn.run()
-            assert await _until(lambda: registrations == ["cems-ven"], 20), registrations
-            assert await _until(lambda: offline_alarms(open_only=True) == [], 10)
+            assert await _until(lambda: registrations == ["cems-ven"], 20), (
+                f"the VEN did not register within 20 s: {registrations}")
+            assert await _until(lambda: offline_alarms(open_only=True) == [], 10), (
+                "dr_ven_offline not cleared within 10 s of registering")
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
-            await asyncio.wait_for(service, 60)
+            await _stopped(service)
         finally:
             if not service.done():
                 service.cancel()
@@ -271,7 +321,7 @@ def test_service_runs_without_its_vtn_and_registers_when_it_comes(small_site_pat
         assert not pending, f"tasks left running: {pending}"
 
     threads = set(threading.enumerate())
-    asyncio.run(asyncio.wait_for(scenario(), timeout=110))
+    _run_bounded(scenario)
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     assert not left, f"threads left running: {left}"
     assert offline_alarms(open_only=False) == ["dr_ven_offline"]  # raised once, cleared

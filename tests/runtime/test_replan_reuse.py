@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from runtime_harness import T0, Harness, run
+from runtime_harness import SCENARIO_TIMEOUT_S, T0, Harness, run
 
 from cems.runtime.planner import Plan, make_plan
+
+# One harness run (bounded by run()), plus set-up and tear-down.
+pytestmark = pytest.mark.timeout(SCENARIO_TIMEOUT_S + 60)
 
 
 def test_rolling_replans_reuse_the_model_and_match_fresh_solves(small_config, tmp_path):

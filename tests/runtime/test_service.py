@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_for_line
+
+# Waits of up to 60 s for the first run's plan and readings, then a second run bounded to
+# 90 s: generous for a busy machine, bounded all the same.
+pytestmark = pytest.mark.timeout(240)
 
 CONTROLLABLE = {"ess-1", "fc-1", "pv-1"}
 
@@ -44,23 +49,13 @@ def _wait_for(predicate, timeout_s: float) -> bool:
 
 @pytest.fixture
 def simulator(small_site_path, repo_root):
+    """``cems simulate`` serving the small site (free ports) until the test ends (at most
+    the module's timeout: it stops by itself then)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cems", "simulate", str(small_site_path), "--duration", "90"],
+        [sys.executable, "-m", "cems", "simulate", str(small_site_path), "--duration", "240"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(repo_root),
     )
-    assert proc.stdout is not None
-    ready = False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "ready" in line:
-            ready = True
-            break
-    if not ready:
-        proc.kill()
-        pytest.fail("simulator did not start")
+    wait_for_line(proc, "ready", 60, "cems simulate")
     yield proc
     proc.terminate()
     proc.wait(timeout=15)
@@ -78,7 +73,8 @@ def test_sigkill_loses_no_committed_reading_and_schedule_resumes(
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: _count(db, "select count(*) from plans") >= 1
-                         and _count(db, "select count(*) from readings") >= 200, 60)
+                         and _count(db, "select count(*) from readings") >= 200, 60), (
+            "cems run stored no plan and 200 readings within 60 s")
         committed = _count(db, "select count(*) from readings")
     finally:
         first.send_signal(signal.SIGKILL)
@@ -100,7 +96,8 @@ def test_sigterm_reverts_devices_to_safe_state(simulator, small_site_path, tmp_p
     proc = subprocess.Popen(_run_cmd(small_site_path, db), env=_env(repo_root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_for(lambda: _count(db, "select count(*) from plans") >= 1, 60)
+        assert _wait_for(lambda: _count(db, "select count(*) from plans") >= 1, 60), (
+            "cems run stored no plan within 60 s")
         stop_us = int(time.time() * 1e6)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
