@@ -1,6 +1,6 @@
 """Copies of the example sites whose Modbus ports are free loopback ports.
 
-The example sites listen on fixed ports (Sejong 5-1: 15020-15024, Busan: 15120-15124), which
+The example sites listen on fixed ports (written in their site files), which
 ``cems demo`` and anything else on the machine may be holding. A test that serves or reads
 an example site works on a copy instead: the site's folder (the site file and whatever it
 names relatively, such as ``inputs/``) is copied, and every distinct ``port: N`` in the
@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from loopback_ports import free_port
 
-#: ``port: 15020`` (block or flow style, the key optionally quoted); not ``http_port:``,
+#: ``port: 502`` (block or flow style, the key optionally quoted); not ``http_port:``,
 #: ``export:`` or ``portfolio_file:``.
 _PORT = re.compile(r"""(?P<key>(?<![\w-])["']?port["']?\s*:\s*)(?P<port>\d+)\b""")
 
