@@ -77,6 +77,15 @@ def __getattr__(name: str) -> Any:
 PLAN_IDS: tuple[str, ...] = (
     "residential_low",  # 주택용 저압
     "residential_high",  # 주택용 고압
+    "general_a1_low",  # 일반용(갑)Ⅰ 저압 (seasonal)
+    "general_a1_high_a_1",  # 일반용(갑)Ⅰ 고압A 선택 I (seasonal)
+    "general_a1_high_a_2",  # 일반용(갑)Ⅰ 고압A 선택 II (seasonal)
+    "general_a1_high_b_1",  # 일반용(갑)Ⅰ 고압B 선택 I (seasonal)
+    "general_a1_high_b_2",  # 일반용(갑)Ⅰ 고압B 선택 II (seasonal)
+    "general_a2_high_a_1",  # 일반용(갑)Ⅱ 고압A 선택 I
+    "general_a2_high_a_2",  # 일반용(갑)Ⅱ 고압A 선택 II
+    "general_a2_high_b_1",  # 일반용(갑)Ⅱ 고압B 선택 I
+    "general_a2_high_b_2",  # 일반용(갑)Ⅱ 고압B 선택 II
     "general_b_high_a_1",  # 일반용(을) 고압A 선택 I
     "general_b_high_a_2",  # 일반용(을) 고압A 선택 II
     "general_b_high_a_3",  # 일반용(을) 고압A 선택 III

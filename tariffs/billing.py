@@ -9,7 +9,10 @@ interval's energy is priced by the version in force on its date, and each monthl
 (기본요금, the residential tier bounds) is weighted by days / days in month.
 
 요금적용전력 and the 12-month ratchet: :mod:`tariffs.demand`; month segments:
-:mod:`tariffs.months`.
+:mod:`tariffs.months`. Time-of-use plans price each interval by season and load period;
+seasonal plans (일반용(갑)Ⅰ) by season only, and every interval of theirs counts toward
+요금적용전력. A customer billed on contract power (no demand meter, 제68조 ②) pays half the
+기본요금 in a month with no energy used (약관 제67조 ⑥ 1).
 
 Residential 상계거래: the month's exported kWh offset imported kWh before tiers apply;
 any surplus is reported (its carry-over is not modelled).
@@ -43,6 +46,11 @@ from tariffs.months import (
 from tariffs.prices import _tier_edges, discount_factor, table_for
 from tariffs.tou_calendar import MID, PEAK, CalendarArrays, calendar_arrays, period_codes
 from tariffs.usage import normalise_usage, step_hours
+
+#: Period label of plans without load periods (seasonal plans), as in :func:`period_labels`.
+FLAT = "flat"
+#: 약관 제67조 ⑥ 1: 기본요금 factor in a month without energy use, contract-power customers.
+ZERO_USE_BASE_FACTOR = Decimal("0.5")
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,8 @@ def bill(
 
     ``history``: monthly peaks ``{'YYYY-MM': kW}`` or interval usage of earlier months
     (the usage's own earlier months count too). ``month`` picks the month when the usage
-    spans several. ``demand_metered=False`` bills 요금적용전력 = contract power.
+    spans several. ``demand_metered=False`` bills 요금적용전력 = contract power (and half
+    the 기본요금 in a month without energy use, 약관 제67조 ⑥ 1).
     """
     versions = get_plan(plan_id)
     frame = normalise_usage(usage)
@@ -134,7 +143,7 @@ def bill(
     if not earlier.empty:
         for key, kw in monthly_peaks_kw(plan_id, earlier, region=region).items():
             peaks[key] = max(kw, peaks.get(key, 0.0))
-    return _bill_tou(plan_id, first, rows, contract, peaks, demand_metered, region, step_h)
+    return _bill_demand(plan_id, first, rows, contract, peaks, demand_metered, region, step_h)
 
 
 def _check_contract(plan_id: str, contract_kw: float | None) -> float:
@@ -164,7 +173,7 @@ def _finish(
     return round_half_up_won(vat), truncate_10_won(fund)
 
 
-def _bill_tou(
+def _bill_demand(
     plan_id: str,
     first: dt.date,
     rows: pd.DataFrame,
@@ -183,13 +192,23 @@ def _bill_tou(
     energy = Decimal(0)
     climate = Decimal(0)
     fuel = Decimal(0)
-    by_period = {p: Decimal(0) for p in PERIODS}
+    labels = PERIODS if segs[0][1].kind == "tou" else (FLAT,)
+    by_period = {p: Decimal(0) for p in labels}
     counted = np.zeros(len(rows), dtype=bool)
     tables: set[str] = set()
     season = calendar_data().season_of_month[first.month]  # one season per calendar month
     for k, (seg, version, _) in enumerate(segs):
         sel = sidx == k
         if not sel.any():
+            continue
+        if version.kind == "seasonal":
+            # no load periods: the segment's kWh rounded once (약관 제7조 ①), all hours count
+            q = whole_units(float(imp[sel].sum()))
+            energy += q * version.seasonal_krw_per_kwh[season]
+            by_period[FLAT] += q
+            counted[sel] = True
+            climate += q * rider_dec(seg, "climate_krw_per_kwh")
+            fuel += q * rider_dec(seg, "fuel_adjustment_krw_per_kwh")
             continue
         sub = CalendarArrays(*(getattr(cal, f)[sel] for f in CalendarArrays.__dataclass_fields__))
         table = table_for(version, region)
@@ -220,17 +239,27 @@ def _bill_tou(
         billing_kw = max(
             whole_units(current_kw), whole_units(ratchet), whole_units(contract * CONTRACT_FLOOR)
         )
+        if any(v.supply_voltage == "low" for _, v, _ in segs):
+            notes.append(
+                "저압 supply: KEPCO fits demand meters to low-voltage customers only in the "
+                "cases of 약관 제38조 ③④; without one 요금적용전력 = contract power (제68조 ②): "
+                "bill with demand_metered=False (--no-demand-meter)"
+            )
     else:
         billing_kw = whole_units(contract)
         notes.append("no demand meter: 요금적용전력 = contract power (약관 제68조 ②)")
     base = sum(
         (billing_kw * v.demand_charge_krw_per_kw * w for _, v, w in segs), Decimal(0)
     )
+    billed = sum(by_period.values(), Decimal(0))
+    if not demand_metered and billed == 0:
+        base = base * ZERO_USE_BASE_FACTOR
+        notes.append("no energy used: 기본요금 halved (약관 제67조 ⑥ 1, 요금적용전력 = "
+                     "contract power under 제68조 ②)")
     base_krw, energy_krw = truncate_won(base), truncate_won(energy)
     climate_krw, fuel_krw = truncate_won(climate), truncate_won(fuel)
     subtotal = base_krw + energy_krw + climate_krw + fuel_krw
     vat_krw, fund_krw = _finish(Decimal(subtotal), segs)
-    billed = sum(by_period.values(), Decimal(0))
     return Bill(
         plan_id=plan_id,
         month=first.strftime("%Y-%m"),
@@ -383,7 +412,7 @@ def bills(
     for key, kw in monthly_peaks_kw(plan_id, frame, region=region).items():
         peaks[key] = max(kw, peaks.get(key, 0.0))
     return [
-        _bill_tou(plan_id, key_first(int(k)), frame[keys == k], contract, peaks,
-                  demand_metered, region, step_h)
+        _bill_demand(plan_id, key_first(int(k)), frame[keys == k], contract, peaks,
+                     demand_metered, region, step_h)
         for k in months
     ]

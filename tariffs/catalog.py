@@ -24,6 +24,12 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SEASONS: tuple[str, ...] = ("summer", "spring_fall", "winter")
 PERIODS: tuple[str, ...] = ("light", "mid", "peak")
 TOU_TABLES: tuple[str, ...] = ("old", "new", "jeju", "ev")
+#: Plan kinds: ``tou`` (기본요금 + season x period rates), ``seasonal`` (기본요금 + one rate
+#: per season, no load periods: 일반용(갑)Ⅰ, 약관 제67조 ⑧), ``progressive`` (주택용 tiers).
+KINDS: tuple[str, ...] = ("tou", "seasonal", "progressive")
+#: Kinds billed on 요금적용전력 (contract power, demand meter, ratchet: 약관 제68조).
+DEMAND_KINDS: tuple[str, ...] = ("tou", "seasonal")
+SUPPLY_VOLTAGES: tuple[str, ...] = ("low", "high")
 DAY_TYPES: tuple[str, ...] = ("weekday", "saturday", "sunday_holiday")
 
 
@@ -78,23 +84,34 @@ class PlanVersion:
     plan_id: str
     name_ko: str
     name_en: str
-    kind: str  # "tou" | "progressive"
+    kind: str  # "tou" | "seasonal" | "progressive"
     effective_from: dt.date
     effective_to: dt.date | None
     source: str
     verified: bool
     notes: str
     file: str
+    # optional: "low" (저압) or "high" (고압); low-voltage demand plans get a bill note on
+    # demand metering (약관 제38조, 제68조 ②)
+    supply_voltage: str | None = None
+    # TOU and seasonal plans
+    demand_charge_krw_per_kw: Decimal = Decimal(0)
     # TOU plans
     tou_table: str | None = None
-    demand_charge_krw_per_kw: Decimal = Decimal(0)
     energy_krw_per_kwh: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     weekend_discount: WeekendDiscount | None = None
+    # seasonal plans: one energy rate per season, every hour and day alike
+    seasonal_krw_per_kwh: dict[str, Decimal] = field(default_factory=dict)
     # progressive plans
     summer_months: tuple[int, ...] = ()
     tiers: dict[str, tuple[Tier, ...]] = field(default_factory=dict)
     super_user: SuperUser | None = None
     minimum_charge_krw: Decimal | None = None
+
+    @property
+    def has_demand_charge(self) -> bool:
+        """True for kinds billed on 요금적용전력 (``tou`` and ``seasonal``)."""
+        return self.kind in DEMAND_KINDS
 
     def covers(self, day: dt.date) -> bool:
         """True when ``day`` falls inside this version's effective dates."""
@@ -190,6 +207,11 @@ def _parse_tou(doc: dict[str, Any], where: str) -> dict[str, Any]:
     cells: dict[str, dict[str, Decimal]] = {}
     for season in SEASONS:
         row = cells_doc.get(season) if isinstance(cells_doc, dict) else None
+        if row is not None and not isinstance(row, dict):
+            raise TariffError(
+                f"{where}: energy_krw_per_kwh.{season} must map light, mid and peak to rates "
+                "(kind 'tou'); for one rate per season use kind 'seasonal'"
+            )
         if not isinstance(row, dict):
             raise TariffError(f"{where}: energy_krw_per_kwh.{season} is missing")
         cells[season] = {
@@ -198,7 +220,7 @@ def _parse_tou(doc: dict[str, Any], where: str) -> dict[str, Any]:
         }
     out: dict[str, Any] = {
         "tou_table": table,
-        "demand_charge_krw_per_kw": dec(_require(doc, "demand_charge_krw_per_kw", where), where),
+        "demand_charge_krw_per_kw": _demand_charge(doc, where),
         "energy_krw_per_kwh": cells,
     }
     wd = doc.get("weekend_discount")
@@ -213,6 +235,49 @@ def _parse_tou(doc: dict[str, Any], where: str) -> dict[str, Any]:
             source=str(wd.get("source", "")),
         )
     return out
+
+
+def _demand_charge(doc: dict[str, Any], where: str) -> Decimal:
+    value = _require(doc, "demand_charge_krw_per_kw", where)
+    rate = dec(value, f"{where}: demand_charge_krw_per_kw")
+    if not rate.is_finite() or rate < 0:
+        raise TariffError(f"{where}: demand_charge_krw_per_kw must be >= 0, got {value!r}")
+    return rate
+
+
+def _parse_seasonal(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """One energy rate per season, no load periods (일반용(갑)Ⅰ, 약관 제67조 ⑧)."""
+    for key in ("tou_table", "weekend_discount"):
+        if key in doc:
+            raise TariffError(
+                f"{where}: {key} does not apply to kind 'seasonal' (one rate per season, no "
+                "load periods); use kind 'tou' for time-of-use rates"
+            )
+    cells_doc = _require(doc, "energy_krw_per_kwh", where)
+    if not isinstance(cells_doc, dict):
+        raise TariffError(
+            f"{where}: energy_krw_per_kwh must map {', '.join(SEASONS)} to one rate each"
+        )
+    unknown = sorted(str(k) for k in cells_doc if k not in SEASONS)
+    if unknown:
+        raise TariffError(
+            f"{where}: energy_krw_per_kwh has unknown season(s) {unknown}; "
+            f"expected {', '.join(SEASONS)}"
+        )
+    rates: dict[str, Decimal] = {}
+    for season in SEASONS:
+        value = _require(cells_doc, season, f"{where}: energy_krw_per_kwh")
+        if isinstance(value, dict):
+            raise TariffError(
+                f"{where}: energy_krw_per_kwh.{season} must be one rate: kind 'seasonal' has "
+                "no light/mid/peak periods (use kind 'tou' for time-of-use rates)"
+            )
+        rate = dec(value, f"{where}: energy_krw_per_kwh.{season}")
+        if not rate.is_finite() or rate <= 0:
+            raise TariffError(f"{where}: energy_krw_per_kwh.{season} must be > 0, got {value!r}")
+        rates[season] = rate
+    return {"demand_charge_krw_per_kw": _demand_charge(doc, where),
+            "seasonal_krw_per_kwh": rates}
 
 
 def _parse_progressive(doc: dict[str, Any], where: str) -> dict[str, Any]:
@@ -262,12 +327,20 @@ def _parse_version(path: Path) -> PlanVersion:
         "notes": str(doc.get("notes", "")),
         "file": path.name,
     }
+    voltage = doc.get("supply_voltage")
+    if voltage is not None and voltage not in SUPPLY_VOLTAGES:
+        raise TariffError(f"{where}: supply_voltage {voltage!r} must be one of {SUPPLY_VOLTAGES}")
+    common["supply_voltage"] = voltage
     if kind == "tou":
         common.update(_parse_tou(doc, where))
+    elif kind == "seasonal":
+        common.update(_parse_seasonal(doc, where))
     elif kind == "progressive":
         common.update(_parse_progressive(doc, where))
     else:
-        raise TariffError(f"{where}: kind {kind!r} must be 'tou' or 'progressive'")
+        raise TariffError(
+            f"{where}: kind {kind!r} must be one of {', '.join(repr(k) for k in KINDS)}"
+        )
     version = PlanVersion(**common)
     expected = f"{version.plan_id}@{version.effective_from.isoformat()}.yaml"
     if path.name != expected:

@@ -4,6 +4,10 @@
 and 공휴일 are light and do not count) of the current month and of the Dec, Jan, Feb,
 Jul, Aug and Sep months among the 11 before it ("검침 당월을 포함한 직전 12개월"), at
 least 30 % of contract power. Demand per interval = kWh / interval hours.
+
+Seasonal plans (일반용(갑)Ⅰ) have no load periods: 별표3 and its 단서2 cover only the
+time-of-use classes of 별표3 제1호, so every interval of their month counts (제68조 ①
+alone). Customers without a demand meter are billed on contract power (제68조 ②).
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ CONTRACT_FLOOR = Decimal("0.3")
 def monthly_peaks_kw(
     plan_id: str, usage: pd.DataFrame | pd.Series, *, region: str = "mainland"
 ) -> dict[str, float]:
-    """Largest counted demand (kW; mid/peak periods only) per month 'YYYY-MM' of ``usage``."""
+    """Largest counted demand (kW) per month 'YYYY-MM' of ``usage``.
+
+    TOU plans count mid/peak periods only; seasonal plans count every interval.
+    """
     frame = normalise_usage(usage, "history")
     cal = calendar_arrays(frame.index)
     counted = counted_steps(plan_id, cal, region)
@@ -39,11 +46,17 @@ def monthly_peaks_kw(
 
 
 def counted_steps(plan_id: str, cal: CalendarArrays, region: str) -> np.ndarray:
-    """True for steps whose demand counts toward 요금적용전력 (mid and peak periods)."""
+    """True for steps whose demand counts toward 요금적용전력.
+
+    TOU plans: mid and peak periods (별표3 단서2); seasonal plans: every step.
+    """
     versions, vidx = version_index(plan_id, cal.local_day)
     counted = np.zeros(len(vidx), dtype=bool)
     for i in np.unique(vidx):
         sel = vidx == i
+        if versions[int(i)].kind == "seasonal":
+            counted[sel] = True
+            continue
         sub = CalendarArrays(*(getattr(cal, f)[sel] for f in CalendarArrays.__dataclass_fields__))
         codes = period_codes(sub, table_for(versions[int(i)], region))
         counted[sel] = (codes == MID) | (codes == PEAK)

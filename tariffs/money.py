@@ -5,7 +5,8 @@ All amounts are :class:`~decimal.Decimal` until a rounding point, then ``int`` w
 - 사용전력량 and 요금적용전력: whole kWh and whole kW, the first digit below rounded half
   up: 약관 제7조 ① (끝수 계산: 계산단위 미만의 끝수는 계산단위 이하 첫째자리에서
   반올림; 요금적용전력 1kW, 사용전력량 1kWh) [OK]. Interval data are summed per billing
-  period (TOU) or per month (residential) first, then rounded.
+  period (TOU), per month (seasonal, residential) first, then rounded; a month split by
+  일할계산 rounds each segment's sums.
 
 - 기본요금, 전력량요금, 기후환경요금, 연료비조정요금: each truncated to the won
   (원 미만 절사). [?] Practice of KEPCO bill calculators (dugurs/kwh_to_won); the 약관

@@ -5,6 +5,10 @@ The marginal energy price of a step is the plan's energy rate for its season and
 (times the weekend-discount factor where one applies) + 기후환경요금 + 연료비조정요금,
 optionally times (1 + VAT + 기금), since both are percentages of 전기요금계.
 
+Seasonal plans (일반용(갑)Ⅰ) have one rate per season for every hour and day; their whole
+month counts toward 요금적용전력 (별표3 단서2 restricts it to mid/peak hours only for the
+time-of-use classes listed in 별표3 제1호).
+
 Progressive residential plans have no single marginal price: :func:`energy_price_series`
 returns the first-tier rate (the price of the next kWh for a household below its first
 tier bound) and :func:`residential_blocks` describes the convex piecewise-linear cost of
@@ -103,6 +107,10 @@ def _codes_and_rates(
     for i in np.unique(vidx):
         version = versions[int(i)]
         sel = vidx == i
+        if version.kind == "seasonal":
+            by_season = np.array([float(version.seasonal_krw_per_kwh[s]) for s in SEASONS])
+            rates[sel] = by_season[cal.season[sel]]
+            continue
         if version.kind != "tou":
             first = float(version.tiers["other"][0].rate_krw_per_kwh)
             rates[sel] = first
@@ -145,7 +153,8 @@ def energy_price_series(
 ) -> pd.Series:
     """Marginal energy price in KRW/kWh per step of ``index`` (interval starts, tz-aware).
 
-    Energy rate (season x period, weekend discount applied) + 기후환경요금 + 연료비조정요금,
+    Energy rate (season x period, weekend discount applied; seasonal plans: the season's
+    one rate) + 기후환경요금 + 연료비조정요금,
     times (1 + VAT) and/or (1 + 기금 rate) when asked (both apply to 전기요금계, so the
     factor is 1 + vat + fund when both are included). Progressive residential plans return
     their first-tier rate; use :func:`residential_blocks` for the tiers.
@@ -163,7 +172,8 @@ def energy_price_series(
 
 
 def period_labels(plan_id: str, index: pd.DatetimeIndex, *, region: str = "mainland") -> pd.Series:
-    """Billing period per step: 'light', 'mid' or 'peak' (TOU plans) or 'flat' (residential).
+    """Billing period per step: 'light', 'mid' or 'peak' (TOU plans) or 'flat' (seasonal
+    and residential plans, which have no load periods).
 
     Saturday peak hours are labelled 'mid' and Sundays/공휴일 'light', as they are billed.
     """
@@ -180,7 +190,8 @@ class DemandCharge:
     """Demand-charge terms of a plan over a horizon, for the optimiser.
 
     ``rate_krw_per_kw_month`` is the 기본요금 rate; ``counts`` marks the steps whose demand
-    counts toward 요금적용전력 (mid and peak periods; not Sundays, holidays or light hours);
+    counts toward 요금적용전력 (TOU plans: mid and peak periods, not Sundays, holidays or
+    light hours; seasonal plans: every step);
     ``floor_kw`` is the billing demand already locked in (max of the trailing ratchet and
     30 % of contract power); ``horizon_fraction_of_month`` is the horizon's length over the
     length of the month it starts in, for prorating the monthly charge.
@@ -216,13 +227,16 @@ def demand_charge(
         step = local[1] - local[0] if len(local) > 1 else pd.Timedelta(hours=1)
         span_h = (local[-1] - local[0] + step) / pd.Timedelta(hours=1)
         fraction = float(span_h / (24 * local[0].days_in_month))
-    if versions[0].kind != "tou":
+    if not versions[0].has_demand_charge:
         none = np.zeros(len(local), dtype=bool)
         return DemandCharge(0.0, none, 0.0, float(contract_kw), fraction)
     rate = float(versions[int(vidx[0])].demand_charge_krw_per_kw) if len(vidx) else float(
         versions[-1].demand_charge_krw_per_kw
     )
-    counts = (codes == MID) | (codes == PEAK)
+    if versions[0].kind == "seasonal":
+        counts = np.ones(len(local), dtype=bool)
+    else:
+        counts = (codes == MID) | (codes == PEAK)
     floor = max(0.3 * float(contract_kw), float(history_kw or 0.0))
     return DemandCharge(rate, counts, floor, float(contract_kw), fraction)
 

@@ -111,6 +111,11 @@ def _version_dict(v: PlanVersion) -> dict[str, Any]:
             d["weekend_discount"] = {"seasons": list(w.seasons), "day_types": list(w.day_types),
                                      "hours": [w.start_hour, w.end_hour],
                                      "factor": str(w.factor), "until": w.until.isoformat()}
+    elif v.kind == "seasonal":
+        d.update({
+            "demand_charge_krw_per_kw": str(v.demand_charge_krw_per_kw),
+            "energy_krw_per_kwh": {s: str(v.seasonal_krw_per_kwh[s]) for s in SEASONS},
+        })
     else:
         d["tiers"] = {k: [{"up_to_kwh": None if t.up_to_kwh is None else str(t.up_to_kwh),
                            "base_krw": str(t.base_krw),
@@ -136,8 +141,18 @@ def _print_version(v: PlanVersion) -> None:
         print(f"   notes: {v.notes}")
     if v.kind == "tou":
         _print_tou(v)
+    elif v.kind == "seasonal":
+        _print_seasonal(v)
     else:
         _print_progressive(v)
+
+
+def _print_seasonal(v: PlanVersion) -> None:
+    print(f"   기본요금 (demand charge): {v.demand_charge_krw_per_kw} KRW/kW-month "
+          "on 요금적용전력 (billing demand; every hour counts)")
+    print("   전력량요금 KRW/kWh, one rate per season (all hours and days, no load periods):")
+    for s in SEASONS:
+        print(f"   {_SEASON_KO[s]:<22}{v.seasonal_krw_per_kwh[s]!s:>18}")
 
 
 def _print_tou(v: PlanVersion) -> None:
