@@ -7,9 +7,10 @@ written as columns so the examples run without the tariffs package:
 
 * ``import_price_krw_per_kwh``: the KEPCO summer weekday TOU bands in force from 2026
   (light 22-08 h, mid 08-15 h and 21-22 h, peak 15-21 h) at the summer 고압A 선택Ⅱ rates of
-  the site's plan (일반용(을) 87.3 / 140.2 / 222.3, 산업용(을) 116.0 / 163.8 / 229.0 KRW/kWh;
-  /work/shared/reference/kr-energy-facts.md §1.3-1.5), energy charge only (no VAT, fund,
-  climate or fuel-cost adjustment);
+  the site's plan (일반용(갑)Ⅱ 84.1 / 135.3 / 157.8, 일반용(을) 87.3 / 140.2 / 222.3,
+  산업용(을) 116.0 / 163.8 / 229.0 KRW/kWh; KEPCO 기본공급약관 별표1 and the 2026-06-01
+  tariff table, as in tariffs/data), energy charge only (no VAT, fund, climate or fuel-cost
+  adjustment);
 * ``smp_krw_per_kwh``: an illustrative hourly SMP shape around the 2025 mainland mean
   (~118 KRW/kWh): lower at midday (solar), higher in the evening; not market data.
 
@@ -32,7 +33,8 @@ from cems.config import load_site  # noqa: E402
 from cems.planning import default_inputs, horizon_index, write_inputs  # noqa: E402
 
 DAY = "2026-07-15"  # a Wednesday in summer
-RATES = {"general_b_high_a_2": (87.3, 140.2, 222.3),
+RATES = {"general_a2_high_a_2": (84.1, 135.3, 157.8),
+         "general_b_high_a_2": (87.3, 140.2, 222.3),
          "industrial_b_high_a_2": (116.0, 163.8, 229.0)}
 BANDS = "LLLLLLLLMMMMMMMPPPPPPMLL"  # hour 0..23, summer weekday, 2026 table
 SMP_BY_HOUR = (112, 108, 105, 104, 104, 107, 113, 120, 122, 118, 108, 98,

@@ -18,7 +18,7 @@ from cems.config.model import (
     SiteConfig,
 )
 from device_drivers.profiles import builtin_profile_names
-from tariffs import known_plan_ids
+from tariffs import get_plan, known_plan_ids
 
 PathPart = str | int
 
@@ -52,6 +52,8 @@ def check_site(config: SiteConfig) -> list[Finding]:
         _ev_chargers,
         _deferrable_loads,
         _meters_and_households,
+        _meter_topology,
+        _contract,
         _connections,
         _markets,
         _scheduler,
@@ -217,7 +219,7 @@ def _meters_and_households(config: SiteConfig) -> Iterator[Finding]:
             )
         else:
             used_by[household.meter] = i
-        if household.tariff_plan not in plans:
+        if household.tariff_plan is not None and household.tariff_plan not in plans:
             yield Finding(
                 (*base, "tariff_plan"), _unknown("tariff plan", household.tariff_plan, plans)
             )
@@ -226,6 +228,117 @@ def _meters_and_households(config: SiteConfig) -> Iterator[Finding]:
             ("households",),
             f"asset_share values must sum to <= 1.0 (got {total_share:.6g})",
         )
+
+
+def _upstream(meter_id: str, behind: dict[str, str | None]) -> list[str]:
+    """The meters above ``meter_id``, nearest first (stops at a cycle)."""
+    chain: list[str] = []
+    current = behind.get(meter_id)
+    while current is not None and current not in chain and current != meter_id:
+        chain.append(current)
+        current = behind.get(current)
+    return chain
+
+
+def _meter_topology(config: SiteConfig) -> Iterator[Finding]:
+    """``meters[].behind`` names a known meter, without cycles; the grid meter is on the grid;
+    assets sit behind the site's grid meter (the only place the planner and the accounting
+    handle today)."""
+    meters = {m.id: m for m in config.meters}
+    behind = {m.id: m.behind for m in config.meters}
+    for i, meter in enumerate(config.meters):
+        if meter.behind is None:
+            continue
+        where = ("meters", i, "behind")
+        if meter.behind not in meters:
+            yield Finding(where, _unknown("meter", meter.behind, meters))
+        elif meter.kind == "grid":
+            yield Finding(where, f"a grid meter is the site's connection to the grid and is "
+                          f"behind no other meter (got {meter.behind!r})")
+        elif meter.id in _upstream(meter.behind, behind) or meter.behind == meter.id:
+            yield Finding(where, f"meters behind each other in a loop ({meter.id!r} and "
+                          f"{meter.behind!r})")
+    grid = config.site.grid.meter
+    for kind in ("pv", "ess", "fuel_cells"):
+        for i, item in enumerate(getattr(config.assets, kind)):
+            if item.meter is not None and item.meter in meters and item.meter != grid:
+                yield Finding(("assets", kind, i, "meter"),
+                              f"{item.id} sits behind meter {item.meter!r}, but only assets "
+                              f"behind the site's grid meter ({grid!r}) are planned and "
+                              "accounted today; leave meter unset or name the grid meter")
+
+
+def _plan_name(plan_id: str) -> str | None:
+    try:
+        return get_plan(plan_id)[-1].name_ko
+    except Exception:  # unknown plans are reported by _grid / _meters_and_households
+        return None
+
+
+def _plan_kind(plan_id: str) -> str | None:
+    try:
+        return get_plan(plan_id)[-1].kind
+    except Exception:
+        return None
+
+
+def _contract(config: SiteConfig) -> Iterator[Finding]:
+    """No kWh billed under two contracts, and each contract on the plans KEPCO applies
+    (약관 제67조 ③ 단일계약, ④ 종합계약)."""
+    grid = config.site.grid
+    contract, plan, grid_meter = grid.contract, grid.tariff_plan, grid.meter
+    behind = {m.id: m.behind for m in config.meters}
+    inside = {m for m in behind if grid_meter is not None and grid_meter in _upstream(m, behind)}
+    where_plan = ("site", "grid", "tariff_plan")
+    name = _plan_name(plan)
+    if contract != "general" and grid_meter is None:
+        yield Finding(("site", "grid", "contract"), f"contract {contract} bills the dwellings "
+                      "against the complex's grid meter: set site.grid.meter")
+        return
+    if contract == "single" and name is not None and _plan_kind(plan) != "progressive":
+        yield Finding(where_plan, f"contract single (단일계약, 약관 제67조 ③) bills the complex "
+                      f"on a residential (주택용) plan; {plan!r} is {name}")
+    if contract == "composite" and name is not None and not (
+            name.startswith("일반용(갑)") and "저압" not in name):
+        yield Finding(where_plan, f"contract composite (종합계약, 약관 제67조 ④ 2호) bills the "
+                      f"shared facilities on 일반용(갑) 고압; {plan!r} is {name}")
+    dwellings = 0
+    for i, household in enumerate(config.households):
+        base = ("households", i)
+        is_inside = household.meter in inside
+        dwellings += is_inside
+        own = household.tariff_plan
+        if contract in ("general", "single") and is_inside and own is not None:
+            yield Finding(
+                (*base, "tariff_plan"),
+                f"meter {household.meter!r} is billed twice: on {own} ({household.id}'s own "
+                f"plan) and, being behind {grid_meter!r}, on {plan} (site.grid, contract "
+                f"{contract}); set tariff_plan: null (billed through the site) or use "
+                "contract composite (종합계약)")
+        if contract == "composite" and not is_inside:
+            yield Finding((*base, "meter"),
+                          f"contract composite bills the complex's dwellings against the grid "
+                          f"meter; meter {household.meter!r} is not behind {grid_meter!r} "
+                          "(set meters[].behind)")
+        if contract == "composite" and is_inside:
+            own_name = _plan_name(own) if own is not None else None
+            if own is None:
+                yield Finding((*base, "tariff_plan"),
+                              "contract composite bills each dwelling on its own meter at "
+                              "주택용 저압 (약관 제67조 ④ 1호): give the household's plan")
+            elif own_name is not None and _plan_kind(own) != "progressive":
+                yield Finding((*base, "tariff_plan"),
+                              f"contract composite bills dwellings at 주택용 저압 (약관 제67조 ④ "
+                              f"1호); {own!r} is {own_name}")
+        if not is_inside and own is None:
+            yield Finding((*base, "tariff_plan"),
+                          f"{household.id} is not behind the site's grid meter, so nothing "
+                          "bills it: give its own plan, or set its meter's behind")
+    if contract == "single" and dwellings == 0:
+        yield Finding(("site", "grid", "contract"),
+                      "contract single divides the complex's consumption by its dwellings "
+                      "(약관 제67조 ③ 1호): list the households, their meters behind the grid "
+                      "meter")
 
 
 def _connections(config: SiteConfig) -> Iterator[Finding]:

@@ -119,13 +119,48 @@ class AmiSource(StrictModel):
 # --------------------------------------------------------------------------- site
 
 
-class GridConnection(StrictModel):
-    """The point of common coupling with the KEPCO grid."""
+#: Default grid CO2 factor and its source (소비단 전력배출계수, latest published value).
+GRID_EMISSION_FACTOR_KG_PER_KWH = 0.4173
+GRID_EMISSION_FACTOR_SOURCE = (
+    "기후에너지환경부, 2023년도 소비단 전력배출계수 0.4173 tCO2eq/MWh "
+    "(국가 온실가스 통계 관리위원회 확정, 2025-12-17 공표)")
+#: Default CO2 factor of fuel-cell fuel (city gas, per kWh of fuel, lower heating value).
+FUEL_EMISSION_FACTOR_KG_PER_KWH = 0.202
+FUEL_EMISSION_FACTOR_SOURCE = (
+    "IPCC 2006 Guidelines for National Greenhouse Gas Inventories, Vol. 2 Table 2.2: "
+    "natural gas 56,100 kg CO2/TJ (net calorific value) = 0.202 kg/kWh")
 
+ContractKind = Literal["general", "single", "composite"]
+"""How KEPCO bills the site (약관 제67조): see :class:`GridConnection`."""
+
+
+class GridConnection(StrictModel):
+    """The point of common coupling with the KEPCO grid, and the contract billing it.
+
+    ``contract`` says which meters KEPCO bills and on which plans:
+
+    * ``general``: one contract on the grid meter at ``tariff_plan`` (an office, a school,
+      an industrial district). Meters behind it are sub-meters; a household behind it has
+      no KEPCO plan of its own.
+    * ``single`` (단일계약, 약관 제67조 ③): an apartment complex supplied at high voltage,
+      billed as a whole on a residential plan: the complex's consumption (common facilities
+      included) divided by the number of dwellings, billed per dwelling and multiplied back.
+      Households are behind the grid meter without KEPCO plans of their own.
+    * ``composite`` (종합계약, 제67조 ④): each dwelling is billed on its own meter at 주택용
+      저압 (households' ``tariff_plan``), the shared facilities (공동설비: the grid meter minus
+      the household meters) at 일반용(갑) 고압 (``tariff_plan``).
+    """
+
+    contract: ContractKind = Field(
+        "general", description="general: one contract on the grid meter; single: 단일계약 "
+        "(약관 제67조 ③, residential plan over all dwellings); composite: 종합계약 (제67조 ④, "
+        "households on their own meters and plans, shared facilities on tariff_plan).")
     contract_power_kw: Positive = Field(description="Contracted demand (계약전력).")
     import_limit_kw: Positive = Field(description="Largest allowed import power.")
     export_limit_kw: NonNegative = Field(description="Largest allowed export power.")
-    tariff_plan: Identifier = Field(description="KEPCO plan id (see `cems tariff list`).")
+    tariff_plan: Identifier = Field(
+        description="KEPCO plan id (see `cems tariff list`) billing the grid meter; with "
+        "contract composite, the shared facilities' plan (일반용(갑) 고압).")
     meter: Identifier | None = Field(None, description="Id of the grid meter.")
     has_demand_meter: bool = Field(
         True, description="Billing demand from 15-min peaks (True) or contract power."
@@ -135,8 +170,11 @@ class GridConnection(StrictModel):
         "peak of the last 12 months' Dec-Feb and Jul-Sep and this month). Peaks up to it cost "
         "nothing more, so plans do not shave below it. Unset: 30 % of contract power.")
     emission_factor_kg_per_kwh: float = Field(
-        0.4747, ge=0.0, le=2.0, description="Grid CO2 emission factor."
-    )
+        GRID_EMISSION_FACTOR_KG_PER_KWH, ge=0.0, le=2.0,
+        description="Grid CO2 emission factor (kg CO2eq per kWh imported).")
+    emission_factor_source: str = Field(
+        GRID_EMISSION_FACTOR_SOURCE, min_length=1,
+        description="Where the grid factor comes from (publisher, year, value).")
 
 
 class Site(StrictModel):
@@ -222,7 +260,15 @@ class FuelCell(StrictModel):
     heat_recovery_ratio: float = Field(
         0.0, ge=0.0, le=3.0, description="kWh of useful heat per kWh electric."
     )
-    heat_value_krw_per_kwh: float = Field(0.0, ge=0.0, description="Value of recovered heat.")
+    heat_value_krw_per_kwh: float = Field(
+        0.0, ge=0.0, description="Value of recovered heat, credited only up to the site's "
+        "heat demand (loads.heat).")
+    fuel_emission_factor_kg_per_kwh: float = Field(
+        FUEL_EMISSION_FACTOR_KG_PER_KWH, ge=0.0, le=1.0,
+        description="CO2 per kWh of fuel (LHV) burnt; 0 for green hydrogen.")
+    fuel_emission_factor_source: str = Field(
+        FUEL_EMISSION_FACTOR_SOURCE, min_length=1,
+        description="Where the fuel factor comes from.")
     ramp_kw_per_min: Positive | None = Field(None, description="Ramp limit; none if absent.")
     min_up_h: float = Field(0.0, ge=0.0, le=168.0)
     min_down_h: float = Field(0.0, ge=0.0, le=168.0)
@@ -307,23 +353,65 @@ class DeferrableLoad(StrictModel):
         return minutes / 60.0
 
 
+#: Domestic hot water draw by local hour (fractions of the day, sum 1): morning and evening
+#: peaks, little at night. Shape after the DHW profiles of EN 16147 / IEA Annex 42.
+DHW_HOURLY_SHAPE: tuple[float, ...] = (
+    0.010, 0.005, 0.005, 0.005, 0.010, 0.030, 0.070, 0.090, 0.070, 0.050, 0.040, 0.040,
+    0.045, 0.040, 0.035, 0.035, 0.040, 0.050, 0.065, 0.080, 0.080, 0.070, 0.050, 0.035,
+)
+
+
+class HeatDemand(StrictModel):
+    """Heat the site can use (hot water, district-heating substation): the sink of fuel-cell
+    heat. Recovered heat is worth something only up to this demand (plus what a thermal
+    store can hold for later)."""
+
+    daily_energy_kwh: NonNegative = Field(description="Heat used per day, kWh thermal.")
+    hourly_shape: tuple[float, ...] = Field(
+        DHW_HOURLY_SHAPE, description="24 weights by local hour (normalised to sum 1); "
+        "default: a domestic-hot-water day.")
+    storage_kwh: NonNegative = Field(
+        0.0, description="Thermal store (hot-water tanks): surplus heat kept for later hours.")
+    source: str = Field("site file", description="Where the demand figure comes from.")
+
+    @field_validator("hourly_shape")
+    @classmethod
+    def _shape(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != 24:
+            raise ValueError(f"needs 24 hourly weights (got {len(value)})")
+        if any(v < 0 for v in value) or not sum(value) > 0:
+            raise ValueError("weights must be >= 0 and not all 0")
+        return value
+
+
 class Loads(StrictModel):
-    """Base load and deferrable loads."""
+    """Base load, deferrable loads and the heat demand."""
 
     base: BaseLoad = BaseLoad()
     deferrable: tuple[DeferrableLoad, ...] = ()
+    heat: HeatDemand | None = Field(
+        None, description="Heat demand that fuel-cell heat can serve; without it, recovered "
+        "heat earns no credit.")
 
 
 # --------------------------------------------------------------------------- meters, households
 
 
 class Meter(StrictModel):
-    """A meter: the grid meter, a sub-meter or a household AMI meter."""
+    """A meter: the grid (revenue) meter, a sub-meter or a household meter.
+
+    ``behind`` names the meter upstream of this one: a household meter inside an apartment
+    complex is behind the complex's grid meter; a household with its own KEPCO connection
+    elsewhere has none.
+    """
 
     id: Identifier
     kind: Literal["grid", "sub", "household"] = Field(
         description="grid: point of connection; sub: a sub-meter; household: a home's meter."
     )
+    behind: Identifier | None = Field(
+        None, description="The meter upstream of this one (household and sub meters inside "
+        "the site: the grid meter); unset: its own connection to the grid.")
     connection: Connection | None = None
 
 
@@ -333,7 +421,10 @@ class Household(StrictModel):
     id: Identifier
     name: str = Field(min_length=1)
     meter: Identifier
-    tariff_plan: Identifier = "residential_low"
+    tariff_plan: Identifier | None = Field(
+        "residential_low", description="The household's own KEPCO plan on its meter; null "
+        "when KEPCO bills it through the site (behind the grid meter, contract general or "
+        "single).")
     asset_share: Fraction = Field(description="Share of community assets, 0-1.")
     joined_at: AwareDatetime | None = Field(
         None, description="When the household joined (tz-aware)."

@@ -6,6 +6,13 @@ from typing import Any
 
 from cems.config.model import SiteConfig
 
+#: How ``site.grid.contract`` reads in the summary.
+CONTRACT_NAMES = {
+    "general": "one contract on the grid meter",
+    "single": "단일계약 (residential plan over all dwellings)",
+    "composite": "종합계약 (dwellings on their meters, shared facilities on the site plan)",
+}
+
 
 def summarize(config: SiteConfig) -> dict[str, Any]:
     """Return counts and totals per asset kind (units in the keys)."""
@@ -16,6 +23,7 @@ def summarize(config: SiteConfig) -> dict[str, Any]:
         "site_name": config.site.name,
         "timezone": config.site.timezone,
         "tariff_plan": config.site.grid.tariff_plan,
+        "contract": config.site.grid.contract,
         "contract_power_kw": config.site.grid.contract_power_kw,
         "pv": {
             "count": len(assets.pv),
@@ -66,7 +74,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     dl, meters, hh = s["deferrable_loads"], s["meters"], s["households"]
     rows = [
         ("site", f"{s['site_id']} ({s['site_name']}), {s['timezone']}"),
-        ("grid", f"contract {s['contract_power_kw']:g} kW, tariff {s['tariff_plan']}"),
+        ("grid", f"{CONTRACT_NAMES[s['contract']]}, contract power {s['contract_power_kw']:g} "
+                 f"kW, tariff {s['tariff_plan']}"),
         ("pv", f"{pv['count']} arrays, {pv['kwp']:g} kWp, {pv['inverter_ac_kw']:g} kW AC"),
         (
             "ess",
