@@ -1,11 +1,11 @@
-"""District zero-energy indicators: 에너지자립률, the ZEB grade, self-sufficiency and
-self-consumption. Pure functions over numbers and arrays.
+"""The ZEB certification rule: 에너지자립률 and the ZEB grade. Pure functions over numbers.
 
 에너지자립률 (%) = annual primary energy produced on site ÷ annual primary energy required ×
 100, each carrier weighted by its primary-energy factor (「제로에너지건축물 인증 기준」,
-국토교통부고시 제2024-893호, in force 2025-01-01). It is a gross annual ratio and may exceed
-100 %. Self-sufficiency and self-consumption are time-matched (per interval) ratios and never
-exceed 100 %; they are reported next to it, never mixed with it.
+국토교통부고시 제2024-893호, in force 2025-01-01). Scope: the buildings' energy over a year,
+gross (export counts as produced however far in time from the use); it may exceed 100 %.
+It is not self-sufficiency: the time-matched self-sufficiency and self-consumption of
+:mod:`cems.accounting.figures` are reported next to it, never mixed with it.
 """
 
 from __future__ import annotations
@@ -106,29 +106,6 @@ def zeb_grade(independence_pct: float | None, net_kwh_per_m2_year: float | None 
     return min(grades, key=lambda g: _RANK[g])
 
 
-def self_sufficiency_pct(local_kwh: np.ndarray, demand_kwh: np.ndarray) -> float | None:
-    """Time-matched self-sufficiency: Σ min(local, demand) ÷ Σ demand × 100."""
-    local, demand = _pair(local_kwh, demand_kwh)
-    total = float(demand.sum())
-    return None if total <= 0 else float(np.minimum(local, demand).sum()) / total * 100.0
-
-
-def self_consumption_pct(local_kwh: np.ndarray, demand_kwh: np.ndarray) -> float | None:
-    """Time-matched self-consumption: Σ min(local, demand) ÷ Σ local × 100."""
-    local, demand = _pair(local_kwh, demand_kwh)
-    total = float(local.sum())
-    return None if total <= 0 else float(np.minimum(local, demand).sum()) / total * 100.0
-
-
-def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise InputError(f"series lengths differ ({x.shape} vs {y.shape}); align them first")
-    if (x < 0).any() or (y < 0).any() or not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise InputError("energies must be finite and >= 0 for self-sufficiency")
-    return x, y
-
-
 @dataclass(frozen=True)
 class ZebIndicators:
     """District indicators for one period (usually a year)."""
@@ -162,15 +139,16 @@ def net_primary_kwh_per_m2_year(
 def zeb_indicators(
     produced_kwh: Mapping[str, float],
     required_kwh: Mapping[str, float],
-    local_kwh: np.ndarray,
-    demand_kwh: np.ndarray,
     factors: Mapping[str, float] = DEFAULT_PRIMARY_FACTORS,
     *,
+    self_sufficiency_pct: float | None = None,
+    self_consumption_pct: float | None = None,
     floor_area_m2: float | None = None,
     use: str = "residential",
     years: float = 1.0,
 ) -> ZebIndicators:
-    """에너지자립률 and grade from annual totals, and the time-matched rates from series.
+    """에너지자립률 and grade from annual totals; the time-matched rates are passed in from
+    :func:`cems.accounting.figures.energy_figures` and reported alongside.
 
     With ``floor_area_m2`` the grade is the better of 제1호 (에너지자립률) and 제2호 (net
     primary energy per m² and year, thresholds by ``use``); without it, 제1호 alone."""
@@ -183,7 +161,7 @@ def zeb_indicators(
         factors=dict(factors),
         independence_pct=independence,
         grade=zeb_grade(independence, net, use),
-        self_sufficiency_pct=self_sufficiency_pct(local_kwh, demand_kwh),
-        self_consumption_pct=self_consumption_pct(local_kwh, demand_kwh),
+        self_sufficiency_pct=self_sufficiency_pct,
+        self_consumption_pct=self_consumption_pct,
         net_primary_kwh_per_m2_year=net,
     )

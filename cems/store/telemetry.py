@@ -195,6 +195,36 @@ class TelemetryStore:
             frame.insert(0, "start", pd.to_datetime(frame.pop("start_us"), unit="us", utc=True))
         return frame
 
+    def write_interval_means(self, frame: pd.DataFrame, *, quantity: str,
+                             interval_min: int = 15) -> int:
+        """Store interval mean values measured elsewhere (revenue meters, AMI): ``frame`` has
+        UTC-aligned interval starts as index and one column per device. They replace any
+        aggregates of those devices, quantity and intervals; returns rows written."""
+        if frame.empty:
+            return 0
+        index = pd.DatetimeIndex(frame.index)
+        if index.tz is None:
+            raise InputError("interval means need tz-aware interval starts")
+        step_us = interval_min * 60 * 1_000_000
+        starts = index_to_us(index)
+        if (starts % step_us).any():
+            raise InputError(f"interval starts must be aligned to {interval_min} minutes")
+        values = frame.to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            raise InputError("interval means must be finite numbers")
+        rows = [{"device": str(device), "quantity": quantity, "start_us": int(start),
+                 "mean": float(v), "min": float(v), "max": float(v), "count": 1}
+                for j, device in enumerate(frame.columns)
+                for start, v in zip(starts, values[:, j], strict=True)]
+        agg = schema.readings_15min
+        with self.engine.begin() as conn:
+            conn.execute(delete(agg).where(
+                agg.c.device.in_([str(d) for d in frame.columns]), agg.c.quantity == quantity,
+                agg.c.start_us >= int(starts.min()), agg.c.start_us <= int(starts.max())))
+            for first in range(0, len(rows), BATCH_ROWS):
+                conn.execute(insert(agg), rows[first:first + BATCH_ROWS])
+        return len(rows)
+
     def apply_retention(self, keep_raw_after: datetime) -> int:
         """Delete raw readings older than ``keep_raw_after`` (aggregates stay)."""
         with self.engine.begin() as conn:
@@ -381,6 +411,18 @@ class TelemetryStore:
         frame = pd.read_json(io.StringIO(text), orient="table")
         frame.index = pd.to_datetime(frame.index, utc=True)
         return frame
+
+    def plan_schedules_overlapping(self, start: datetime, end: datetime
+                                   ) -> list[tuple[int, str]]:
+        """``(id, schedule_json)`` of the plans with a stored schedule whose period overlaps
+        ``[start, end)``, newest first (by creation time, then id)."""
+        table = schema.plans
+        query = (select(table.c.id, table.c.schedule_json)
+                 .where(table.c.start_us < to_us(end), table.c.end_us > to_us(start))
+                 .where(table.c.schedule_json.is_not(None))
+                 .order_by(table.c.created_us.desc(), table.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [(int(row[0]), str(row[1])) for row in conn.execute(query).all()]
 
     # ------------------------------------------------------------------ markets
 
