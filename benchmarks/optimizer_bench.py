@@ -100,7 +100,10 @@ def make_problem(n_steps: int, n_sessions: int, seed: int = 1, shift: float = 0.
                              fuel_price_krw_per_kwh=62.0, heat_per_kwh=0.8,
                              heat_value_krw_per_kwh=45.0, ramp_kw_per_min=2.0),),
         chargers=tuple(chargers), charger_groups=groups, ev_sessions=tuple(sessions),
-        deferrable=defer, demand_charge=DemandCharge(8320.0, hour >= 9, floor_kw=0.0),
+        deferrable=defer,
+        # prorated as a bill does: the horizon's share of a 31-day month
+        demand_charge=DemandCharge(8320.0, hour >= 9, floor_kw=0.0,
+                                   month_fraction=n_steps * dt / (24 * 31)),
         dr_events=dr)
 
 

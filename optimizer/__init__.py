@@ -26,6 +26,7 @@ from optimizer.problem import (  # noqa: E402
     EvSession,
     FuelCell,
     Grid,
+    HeatSink,
     PvSource,
     SolveOptions,
     Storage,
@@ -37,6 +38,6 @@ from optimizer.solve import DispatchModel, solve  # noqa: E402
 __all__ = [
     "Brokerage", "ChargerGroup", "DeferrableLoad", "DemandCharge", "DispatchModel",
     "DispatchProblem", "DispatchResult", "DrEvent", "EvCharger", "EvSession", "FuelCell",
-    "Grid", "InfeasibleError", "OptimizerError", "PvSource", "RollingSolver", "SolveOptions",
-    "Storage", "solve",
+    "Grid", "HeatSink", "InfeasibleError", "OptimizerError", "PvSource", "RollingSolver",
+    "SolveOptions", "Storage", "solve",
 ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optimizer.problem import DispatchProblem, PrecheckResult, SolveOptions
+from optimizer.problem import DispatchProblem, FuelCell, PrecheckResult, SolveOptions
 
 INF = math.inf
 
@@ -258,11 +258,12 @@ def add_storage(lay: Layout, p: DispatchProblem, bal: Balance,
 
 
 def add_fuel_cells(lay: Layout, p: DispatchProblem, bal: Balance) -> None:
-    """Fuel cells: output, ramp limits, heat demand; commitment binaries when min_kw > 0."""
+    """Fuel cells: output at its fuel cost, ramp limits, the unit's own heat duty
+    (``heat_demand_kw``); commitment binaries when min_kw > 0. Heat credit: :func:`add_heat`."""
     n, dt = p.n_steps, p.step_h
     t = np.arange(n)
     for f in p.fuel_cells:
-        out = lay.var(f"fc_{f.id}_kw", n, 0.0, f.max_kw, f.marginal_cost_krw_per_kwh * dt)
+        out = lay.var(f"fc_{f.id}_kw", n, 0.0, f.max_kw, f.electric_cost_krw_per_kwh * dt)
         bal.add(out, t, 1.0)
         if f"heat:{f.id}" in p.arrays:
             lay.constrain(f"fc_{f.id}_heat", n, [(t, out, t, f.heat_per_kwh)],
@@ -322,6 +323,52 @@ def add_fuel_cells(lay: Layout, p: DispatchProblem, bal: Balance) -> None:
                     dn.append((t, w, t, -f.min_kw))
                 lay.constrain(f"fc_{f.id}_ramp_up", n, up, -INF, rhs_up)
                 lay.constrain(f"fc_{f.id}_ramp_down", n, dn, -INF, rhs_dn)
+
+
+def heat_units(p: DispatchProblem) -> tuple[FuelCell, ...]:
+    """The fuel cells whose recovered heat can reach the site's heat sink (none without)."""
+    if p.heat_sink is None:
+        return ()
+    return tuple(f for f in p.fuel_cells if f.heat_per_kwh > 0)
+
+
+def add_heat(lay: Layout, p: DispatchProblem) -> None:
+    """Recovered fuel-cell heat that meets the site's heat demand, credited at its value.
+
+    Per unit ``f`` with heat: ``q_f[t]`` (kW thermal taken into the site's heat system),
+    ``q_f[t] <= heat_per_kwh * p_f[t]``, credited at ``-heat_value_f * dt`` per kW. With a
+    store, its content ``L[0..T]`` (kWh): ``L[0]`` fixed at the initial content,
+    ``0 <= L <= storage_kwh``, ``L[T] <= L[0]`` (heat left over earns nothing), and per step
+    the heat served ``sum_f q_f[t] dt + L[t] - L[t+1]`` lies in ``[0, demand[t]]``. Without a
+    store: ``sum_f q_f[t] dt <= demand[t]``. Demand, store size and initial content are
+    bounds (an MPC update changes them in place).
+    """
+    units = heat_units(p)
+    if not units:
+        return
+    sink = p.heat_sink
+    assert sink is not None
+    n, dt = p.n_steps, p.step_h
+    t = np.arange(n)
+    served: list[tuple[np.ndarray, VarFamily, np.ndarray, object]] = []
+    for f in units:
+        q = lay.var(f"heat_{f.id}_delivered_kw", n, 0.0, INF, -f.heat_value_krw_per_kwh * dt)
+        lay.constrain(f"heat_{f.id}_recovery", n,
+                      [(t, q, t, 1.0), (t, lay.vars[f"fc_{f.id}_kw"], t, -f.heat_per_kwh)],
+                      -INF, 0.0)
+        served.append((t, q, t, dt))
+    demand = p.arrays["heat_demand_kwh"]
+    if sink.storage_kwh > 0:
+        cap, start = float(sink.storage_kwh), float(sink.initial_kwh)
+        lb = np.zeros(n + 1)
+        ub = np.full(n + 1, cap)
+        lb[0] = ub[0] = start
+        ub[n] = start
+        level = lay.var("heat_store_kwh", n + 1, lb, ub)
+        served += [(t, level, t, 1.0), (t, level, t + 1, -1.0)]
+        lay.constrain("heat_served", n, served, 0.0, demand)
+    else:
+        lay.constrain("heat_served", n, served, -INF, demand)
 
 
 def add_ev(lay: Layout, p: DispatchProblem, bal: Balance, pre: PrecheckResult,
@@ -487,8 +534,7 @@ def add_demand_charge(lay: Layout, p: DispatchProblem) -> None:
     if dc is None:
         return
     counts = np.flatnonzero(p.arrays["demand_counts"])
-    rate = dc.rate_krw_per_kw_month * p.horizon_h / dc.month_hours
-    peak = lay.var("demand_peak_kw", 1, dc.floor_kw, INF, rate)
+    peak = lay.var("demand_peak_kw", 1, dc.floor_kw, INF, dc.cost_per_kw(p.horizon_h))
     if counts.size:
         k = np.arange(counts.size)
         lay.constrain("demand_peak", counts.size,
@@ -575,6 +621,7 @@ def build_layout(p: DispatchProblem, pre: PrecheckResult, opts: SolveOptions,
     add_pv(lay, p, bal)
     add_storage(lay, p, bal, storage_gates)
     add_fuel_cells(lay, p, bal)
+    add_heat(lay, p)
     add_ev(lay, p, bal, pre, opts, elastic, ev_gates)
     add_deferrable(lay, p, bal, elastic, opts)
     add_demand_charge(lay, p)

@@ -113,8 +113,10 @@ class FuelCell:
     electrical_efficiency: float = 0.45
     fuel_price_krw_per_kwh: float = 0.0
     heat_per_kwh: float = 0.0
-    """kWh of useful heat per kWh electric."""
+    """kWh of useful heat recovered per kWh electric."""
     heat_value_krw_per_kwh: float = 0.0
+    """Value of a kWh of this unit's heat that meets the site's heat demand
+    (:class:`HeatSink`); heat without a sink, or beyond the demand, earns nothing."""
     heat_demand_kw: Series | None = None
     """Heat this unit must supply per step (``heat_per_kwh * p >= demand``); None: no demand."""
     ramp_kw_per_min: float | None = None
@@ -126,10 +128,27 @@ class FuelCell:
     """Output just before the horizon (for the ramp limit of the first step)."""
 
     @property
-    def marginal_cost_krw_per_kwh(self) -> float:
-        """Fuel cost per kWh electric minus the value of the heat recovered with it."""
-        return (self.fuel_price_krw_per_kwh / self.electrical_efficiency
-                - self.heat_per_kwh * self.heat_value_krw_per_kwh)
+    def electric_cost_krw_per_kwh(self) -> float:
+        """Fuel cost per kWh electric. The heat is credited apart, only where it meets the
+        site's heat demand (:class:`HeatSink`)."""
+        return self.fuel_price_krw_per_kwh / self.electrical_efficiency
+
+
+@dataclass(frozen=True)
+class HeatSink:
+    """The site's heat demand: where recovered fuel-cell heat is worth something.
+
+    ``demand_kwh``: heat the site uses per step (kWh thermal, >= 0). ``storage_kwh``: a
+    lossless thermal store (hot-water tanks) holding surplus heat for later steps;
+    ``initial_kwh`` is its content at the start. Heat is credited (at each unit's
+    ``heat_value_krw_per_kwh``) only when it meets demand, directly or through the store;
+    heat still in the store at the end beyond ``initial_kwh`` earns nothing. Without a
+    sink no heat is credited at all.
+    """
+
+    demand_kwh: Series
+    storage_kwh: float = 0.0
+    initial_kwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,18 +203,37 @@ class DeferrableLoad:
     """False: one uninterrupted block at >= min_kw (MILP); its last step may run shorter."""
 
 
+AVERAGE_MONTH_H = 730.0
+"""Hours of an average month (8,760 / 12): the proration of a :class:`DemandCharge`
+without ``month_fraction``. Site plans never use it (cems passes the tariff's fraction)."""
+
+
 @dataclass(frozen=True)
 class DemandCharge:
     """Peak import over the counting steps, at ``rate_krw_per_kw_month`` prorated.
 
-    The charge for the horizon is ``rate * peak_kw * horizon_h / month_hours``; the current
+    The charge for the horizon is ``rate * peak_kw * month_fraction``; the current
     billing-demand level ``floor_kw`` is free (the peak variable starts there).
+    ``month_fraction`` is the horizon's share of its month as the bill prorates it; cems
+    passes ``tariffs.demand_charge(...).horizon_fraction_of_month`` (the horizon's span over
+    24 h x the days of the month it starts in). None: ``horizon_h / 730`` (an average month;
+    only for problems built without a calendar).
     """
 
     rate_krw_per_kw_month: float
     counts: Series = True
     floor_kw: float = 0.0
-    month_hours: float = 730.0
+    month_fraction: float | None = None
+
+    def fraction(self, horizon_h: float) -> float:
+        """The share of the monthly charge this horizon pays."""
+        if self.month_fraction is None:
+            return horizon_h / AVERAGE_MONTH_H
+        return float(self.month_fraction)
+
+    def cost_per_kw(self, horizon_h: float) -> float:
+        """KRW per kW of billed peak over this horizon."""
+        return self.rate_krw_per_kw_month * self.fraction(horizon_h)
 
 
 @dataclass(frozen=True)
@@ -275,6 +313,8 @@ class DispatchProblem:
     ev_sessions: tuple[EvSession, ...] = ()
     deferrable: tuple[DeferrableLoad, ...] = ()
     demand_charge: DemandCharge | None = None
+    heat_sink: HeatSink | None = None
+    """The site's heat demand; None: recovered heat earns no credit."""
     dr_events: tuple[DrEvent, ...] = ()
     brokerage: Brokerage | None = None
     index: pd.DatetimeIndex | None = None
@@ -313,6 +353,21 @@ class DispatchProblem:
         if self.demand_charge is not None:
             counts = self.demand_charge.counts
             a["demand_counts"] = as_array(counts, n, "demand_charge.counts", ix) > 0.5
+            frac = self.demand_charge.month_fraction
+            if frac is not None and not (math.isfinite(frac) and frac >= 0):
+                raise OptimizerError(f"demand_charge.month_fraction must be a number >= 0, "
+                                     f"got {frac!r}")
+        if self.heat_sink is not None:
+            h = self.heat_sink
+            demand = as_array(h.demand_kwh, n, "heat_sink.demand_kwh", ix)
+            if (demand < 0).any():
+                t = int(np.flatnonzero(demand < 0)[0])
+                raise OptimizerError(f"heat_sink.demand_kwh: value at step {t} is negative")
+            if not (math.isfinite(h.storage_kwh) and h.storage_kwh >= 0):
+                raise OptimizerError("heat_sink.storage_kwh must be a number >= 0")
+            if not (math.isfinite(h.initial_kwh) and 0 <= h.initial_kwh <= h.storage_kwh):
+                raise OptimizerError("heat_sink.initial_kwh must lie in [0, storage_kwh]")
+            a["heat_demand_kwh"] = demand
         if self.brokerage is not None:
             b = self.brokerage
             a["smp"] = as_array(b.smp_krw_per_kwh, n, "brokerage.smp_krw_per_kwh", ix)
@@ -408,6 +463,8 @@ def precheck(problem: DispatchProblem, options: SolveOptions) -> PrecheckResult:
     for f in problem.fuel_cells:
         if not 0 <= f.min_kw <= f.max_kw:
             raise OptimizerError(f"fuel cell {f.id}: need 0 <= min_kw <= max_kw")
+        if f.id == "heat":  # its column fc_heat_kw would be the schedule's total heat
+            raise OptimizerError("fuel cell id 'heat' is reserved (schedule column fc_heat_kw)")
     chargers = {c.id: c for c in problem.chargers}
     groups = {g.id: g for g in problem.charger_groups}
     for c in problem.chargers:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.model import Layout
+from optimizer.model import Layout, heat_units
 from optimizer.problem import DispatchProblem, PrecheckResult
 
 
@@ -58,6 +58,42 @@ def _when(p: DispatchProblem, t: int) -> str:
     return p.index[t].isoformat() if p.index is not None else f"step {t}"
 
 
+def _heat(p: DispatchProblem, lay: Layout, x: np.ndarray, cols: dict[str, np.ndarray],
+          fc_heat: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Heat columns of the schedule; return the heat credit (KRW) and heat KPIs (kWh).
+
+    ``fc_heat_kw``: heat recovered; ``heat_demand_kw``: the site's demand;
+    ``heat_<unit>_delivered_kw``: a unit's heat taken into the site's heat system (to the
+    demand or the store; credited at its value); ``heat_used_kw``: heat that met demand
+    (delivered + drawn from the store - put into it); ``heat_store_end_kwh``: the store's
+    content at the end of each step.
+    """
+    n, dt = p.n_steps, p.step_h
+    if any(f.heat_per_kwh > 0 for f in p.fuel_cells):
+        cols["fc_heat_kw"] = fc_heat
+    if p.heat_sink is None:
+        return 0.0, {}
+    credit = 0.0
+    delivered = np.zeros(n)
+    for f in heat_units(p):
+        fam = lay.vars[f"heat_{f.id}_delivered_kw"]
+        q = x[fam.start:fam.start + fam.n]
+        cols[f"heat_{f.id}_delivered_kw"] = q
+        delivered += q
+        credit += f.heat_value_krw_per_kwh * float(q.sum()) * dt
+    used = delivered.copy()
+    if "heat_store_kwh" in lay.vars:
+        fam = lay.vars["heat_store_kwh"]
+        level = x[fam.start:fam.start + fam.n]
+        used += (level[:-1] - level[1:]) / dt
+        cols["heat_store_end_kwh"] = level[1:]
+    cols["heat_demand_kw"] = p.arrays["heat_demand_kwh"] / dt
+    cols["heat_used_kw"] = used
+    return credit, {"heat_recovered_kwh": float(fc_heat.sum()) * dt,
+                    "heat_used_kwh": float(used.sum()) * dt,
+                    "heat_demand_kwh": float(p.arrays["heat_demand_kwh"].sum())}
+
+
 def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objective: float,
             pre: PrecheckResult) -> DispatchResult:
     """Read the solution vector ``x`` by column position into a :class:`DispatchResult`."""
@@ -91,18 +127,18 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
         ess_ch += ch
         ess_dis += dis
         deg_cost += s.degradation_cost_krw_per_kwh * float((ch + dis).sum()) * dt
-    fc_total = np.zeros(n)
-    fuel_cost = heat_value = start_cost = 0.0
+    fc_total, fc_heat = np.zeros(n), np.zeros(n)
+    fuel_cost = start_cost = 0.0
     for f in p.fuel_cells:
         out = get(f"fc_{f.id}_kw")
         cols[f"fc_{f.id}_kw"] = out
         fc_total += out
-        kwh = float(out.sum()) * dt
-        fuel_cost += f.fuel_price_krw_per_kwh / f.electrical_efficiency * kwh
-        heat_value += f.heat_per_kwh * f.heat_value_krw_per_kwh * kwh
+        fc_heat += f.heat_per_kwh * out
+        fuel_cost += f.electric_cost_krw_per_kwh * float(out.sum()) * dt
         if f"fc_{f.id}_on" in lay.vars:
             cols[f"fc_{f.id}_on"] = np.round(get(f"fc_{f.id}_on"))
             start_cost += f.start_cost_krw * float(np.round(get(f"fc_{f.id}_start")).sum())
+    heat_credit, heat_kpis = _heat(p, lay, x, cols, fc_heat)
     ev_ch_total, ev_dis_total = np.zeros(n), np.zeros(n)
     ev_rows: list[dict[str, Any]] = []
     relax: list[str] = []
@@ -196,7 +232,7 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
     if p.demand_charge is not None:
         dc = p.demand_charge
         peak = float(get("demand_peak_kw")[0])
-        demand = dc.rate_krw_per_kw_month * peak * p.horizon_h / dc.month_hours
+        demand = dc.cost_per_kw(p.horizon_h) * peak
     broker_pen = 0.0
     if "broker_over_kwh" in lay.vars:
         pen = p.brokerage.deviation_penalty_krw_per_kwh  # type: ignore[union-attr]
@@ -211,7 +247,7 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
         "import_krw": import_cost,
         ("brokerage_revenue_krw" if p.brokerage is not None else "export_revenue_krw"):
             -export_revenue,
-        "fuel_krw": fuel_cost, "heat_value_krw": -heat_value, "fc_start_krw": start_cost,
+        "fuel_krw": fuel_cost, "heat_credit_krw": 0.0 - heat_credit, "fc_start_krw": start_cost,
         "degradation_krw": deg_cost + v2g_cost, "demand_charge_krw": demand,
         "dr_revenue_krw": -dr_revenue, "commitment_penalty_krw": broker_pen,
         "shortfall_penalty_krw": shortfall_pen,
@@ -237,6 +273,7 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
         "load_kwh": load_kwh, "pv_kwh": float(pv_total.sum()) * dt,
         "fuel_cell_kwh": float(fc_total.sum()) * dt,
         "co2_kg": float(imp.sum()) * dt * p.grid.emission_factor_kg_per_kwh,
+        **heat_kpis,
     }
     index = p.index if p.index is not None else pd.RangeIndex(n, name="step")
     schedule = pd.DataFrame(np.column_stack([np.asarray(v, dtype=float) for v in cols.values()]),

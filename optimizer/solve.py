@@ -74,7 +74,8 @@ def to_pyomo(lay: Layout) -> tuple[ConcreteModel, list[Any]]:
                     rels[i] = EqualityExpression((expr, high))
                 elif low == -math.inf:
                     rels[i] = InequalityExpression((expr, high), False)
-                else:
+                else:  # a ranged row too: the compiler would split it in two rows; HiGHS
+                    # gets both bounds from the layout, the model only needs the row once
                     rels[i] = InequalityExpression((low, expr), False)
             m.add_component(_name(fam.name), Constraint(range(fam.n), rule=rels))
         nz = np.flatnonzero(cost).tolist()

@@ -6,7 +6,10 @@ Mapping (documented in docs/optimizer.md):
   column or the KEPCO plan (:func:`cems.planning.prices.site_prices`); export price from the
   ``export_price_krw_per_kwh`` column, else under brokerage SMP + REC x weight - fee, else
   the SMP column, else 0 (with a note);
-* demand charge from the plan when the site has a demand meter and ``tariffs`` provides it;
+* demand charge from the plan when the site has a demand meter and ``tariffs`` provides it,
+  prorated by ``tariffs``' share of the month (the accounting's proration);
+* the heat sink of fuel-cell heat from ``loads.heat`` (demand per step as the accounting
+  computes it, the thermal store starting empty); without it heat earns no credit;
 * PV as one curtailable source (``pv_kw``), batteries and fuel cells as configured;
 * EV sessions: times to steps (arrival rounded up, departure down); a session that leaves
   after the horizon gets the share of its energy need that falls inside the horizon;
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 import optimizer as opt
+from cems.accounting.flows import STEP_H, heat_demand_kwh
 from cems.config import SiteConfig
 from cems.errors import InputError
 from cems.planning.inputs import PlanningInputs
@@ -132,6 +136,23 @@ def _deferrable(config: SiteConfig, index: pd.DatetimeIndex) -> tuple[opt.Deferr
     return tuple(out)
 
 
+def _heat_sink(config: SiteConfig, index: pd.DatetimeIndex, dt_h: float,
+               notes: list[str]) -> opt.HeatSink | None:
+    """The site's heat demand (``loads.heat``) per step, as the accounting computes it."""
+    heat = config.loads.heat
+    valued = [f.id for f in config.assets.fuel_cells
+              if f.heat_recovery_ratio > 0 and f.heat_value_krw_per_kwh > 0]
+    if heat is None:
+        if valued:
+            notes.append("fuel-cell heat earns no credit: the site has no heat demand "
+                         "(loads.heat)")
+        return None
+    # heat_demand_kwh gives kWh per 15-minute interval; scale to the plan's step
+    demand = heat_demand_kwh(config, index) * (dt_h / STEP_H)
+    # the store's content is not measured: plans start it empty, as the accounting does
+    return opt.HeatSink(demand_kwh=demand, storage_kwh=heat.storage_kwh, initial_kwh=0.0)
+
+
 def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.DatetimeIndex
                   ) -> tuple[opt.DispatchProblem, list[str]]:
     """Map ``config`` and ``inputs`` onto a dispatch problem; return it and notes."""
@@ -170,7 +191,8 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
                 floor_kw = g.billing_demand_kw
                 notes.append(f"demand charge: peaks up to the billing demand {floor_kw:g} kW "
                              "(grid.billing_demand_kw) cost nothing more")
-            demand = opt.DemandCharge(dc.rate_krw_per_kw_month, dc.counts, floor_kw)
+            demand = opt.DemandCharge(dc.rate_krw_per_kw_month, dc.counts, floor_kw,
+                                      month_fraction=dc.month_fraction)
     pv = ()
     if config.assets.pv or ts["pv_kw"].gt(0).any():
         pv = (opt.PvSource("pv", ts["pv_kw"].to_numpy(),
@@ -186,6 +208,7 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
         heat_value_krw_per_kwh=f.heat_value_krw_per_kwh, ramp_kw_per_min=f.ramp_kw_per_min,
         min_up_h=f.min_up_h, min_down_h=f.min_down_h, start_cost_krw=f.start_cost_krw)
         for f in config.assets.fuel_cells)
+    heat_sink = _heat_sink(config, index, dt_h, notes)
     chargers = tuple(opt.EvCharger(
         c.id, c.max_kw, c.bidirectional, c.max_discharge_kw, c.efficiency, c.group)
         for c in config.assets.ev_chargers)
@@ -209,6 +232,6 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
                       emission_factor_kg_per_kwh=g.emission_factor_kg_per_kwh),
         pv=pv, storage=storage, fuel_cells=fcs, chargers=chargers, charger_groups=groups,
         ev_sessions=_ev_sessions(config, inputs, index, notes),
-        deferrable=_deferrable(config, index), demand_charge=demand, dr_events=tuple(dr),
-        brokerage=brokerage)
+        deferrable=_deferrable(config, index), demand_charge=demand, heat_sink=heat_sink,
+        dr_events=tuple(dr), brokerage=brokerage)
     return problem, notes

@@ -18,11 +18,14 @@ from cems.errors import InputError, translate_library_errors
 
 @dataclass(frozen=True)
 class SiteDemandCharge:
-    """Demand charge terms for a horizon: monthly rate, counting steps, current floor."""
+    """Demand charge terms for a horizon: monthly rate, counting steps, current floor, and
+    the horizon's share of its month (``tariffs``' proration: the horizon's span over
+    24 h x the days of the month it starts in; the accounting prorates the same way)."""
 
     rate_krw_per_kw_month: float
     counts: np.ndarray
     floor_kw: float
+    month_fraction: float
 
 
 def site_prices(config: SiteConfig, index: pd.DatetimeIndex) -> pd.Series:
@@ -37,7 +40,7 @@ def site_prices(config: SiteConfig, index: pd.DatetimeIndex) -> pd.Series:
             "add an import_price_krw_per_kwh column to timeseries.csv and pass --inputs DIR "
             "(--save-inputs DIR writes the default inputs to start from)")
     with translate_library_errors():
-        series = func(config.site.grid.tariff_plan, index)
+        series = func(config.site.grid.tariff_plan, index, region=config.site.region)
     return pd.Series(np.asarray(series, dtype=float), index=index,
                      name="import_price_krw_per_kwh")
 
@@ -51,6 +54,7 @@ def site_demand_charge(config: SiteConfig, index: pd.DatetimeIndex) -> SiteDeman
         return None
     with translate_library_errors():
         dc = func(config.site.grid.tariff_plan, index,
-                  contract_kw=config.site.grid.contract_power_kw)
+                  contract_kw=config.site.grid.contract_power_kw, region=config.site.region)
     return SiteDemandCharge(float(dc.rate_krw_per_kw_month),
-                            np.asarray(dc.counts, dtype=bool), float(dc.floor_kw))
+                            np.asarray(dc.counts, dtype=bool), float(dc.floor_kw),
+                            float(dc.horizon_fraction_of_month))

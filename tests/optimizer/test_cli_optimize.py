@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import tariffs
+from cems.config import load_site
 
 SITES = {"sejong_5_1": "sejong-5-1-block-a", "busan_eco_delta": "busan-eco-delta"}
 
@@ -149,6 +150,7 @@ def test_default_inputs_price_imports_from_the_kepco_plan(run_cems: Any, repo_ro
     assert proc_csv.returncode == 0, proc_csv.stderr
     schedule = pd.read_csv(csv_path, index_col=0, parse_dates=True)
     index = pd.DatetimeIndex(schedule.index)
-    price = tariffs.energy_price_series("general_b_high_a_2", index).to_numpy()
+    plan = load_site(site).site.grid.tariff_plan  # the site's plan, whichever it is
+    price = tariffs.energy_price_series(plan, index).to_numpy()
     import_krw = float((schedule["grid_import_kw"].to_numpy() * 0.25 * price).sum())
     assert import_krw == pytest.approx(out["cost_breakdown"]["import_krw"], rel=1e-6)

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cems.accounting.costs import heat_used_kwh
 from optimizer import (
     Brokerage,
     DeferrableLoad,
@@ -17,6 +18,7 @@ from optimizer import (
     EvSession,
     FuelCell,
     Grid,
+    HeatSink,
     OptimizerError,
     PvSource,
     SolveOptions,
@@ -87,7 +89,7 @@ def test_fuel_cell_stays_off_below_its_minimum() -> None:
 
 def test_demand_charge_flattens_the_peak() -> None:
     # Flat price 100, load 10, 10, 30, 30 kW (1-h steps), demand charge 1000 KRW/kW-month
-    # with month_hours = 4 so the 4-h horizon pays the full rate: cost = 100 * 80 + 1000 *
+    # with month_fraction = 1 so the 4-h horizon pays the full rate: cost = 100 * 80 + 1000 *
     # peak. A lossless 40 kWh / 20 kW battery starting empty can shift 10 kWh from each late
     # step to an early one: import 20 kW every step, peak 20 -> 8000 + 20000 = 28000 KRW.
     # (Without the battery: 8000 + 30000 = 38000.)
@@ -96,7 +98,7 @@ def test_demand_charge_flattens_the_peak() -> None:
             n_steps=4, step_h=1.0, load_kw=[10, 10, 30, 30],
             grid=Grid(import_price_krw_per_kwh=100),
             storage=(Storage("b", 40, 20, 20, 1.0, 1.0, 0.0, 1.0, 0.0),),
-            demand_charge=DemandCharge(1000.0, True, floor_kw=floor_kw, month_hours=4.0))
+            demand_charge=DemandCharge(1000.0, True, floor_kw=floor_kw, month_fraction=1.0))
 
     r = solve(problem(0.0))
     assert r.objective_krw == pytest.approx(28000.0, abs=1e-6)
@@ -316,3 +318,138 @@ def test_smoothing_breaks_price_ties_towards_a_flat_grid() -> None:
     assert r2.stats["smoothing_krw"] == pytest.approx(0.2, abs=1e-6)
     assert r2.objective_krw == pytest.approx(6000.0 + 0.2, abs=1e-6)
     assert r2.cost_breakdown["net_cost_krw"] == pytest.approx(6000.0, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- fuel-cell heat
+# Fuel cell in all heat cases: 0-10 kW, fuel 50 KRW/kWh at 50 % -> 100 KRW per kWh electric,
+# 1 kWh of heat per kWh electric, heat worth 60 KRW/kWh where it meets the site's demand.
+
+
+def _heat_cell() -> FuelCell:
+    return FuelCell("fc", max_kw=10, electrical_efficiency=0.5, fuel_price_krw_per_kwh=50,
+                    heat_per_kwh=1.0, heat_value_krw_per_kwh=60)
+
+
+def test_heat_is_credited_up_to_the_demand_not_the_production() -> None:
+    # 1 h, load 10 kW, grid 200 KRW/kWh: the cell runs 10 kW (100 < 200) and recovers
+    # 10 kWh of heat, but the site uses 4 kWh: credit 4 x 60 = 240 (not 10 x 60 = 600).
+    # Objective 10 x 100 - 240 = 760 KRW.
+    p = DispatchProblem(n_steps=1, step_h=1.0, load_kw=10.0,
+                        grid=Grid(import_price_krw_per_kwh=200), fuel_cells=(_heat_cell(),),
+                        heat_sink=HeatSink(demand_kwh=4.0))
+    r = solve(p)
+    assert r.objective_krw == pytest.approx(760.0, abs=1e-6)
+    assert r.cost_breakdown["fuel_krw"] == pytest.approx(1000.0)
+    assert r.cost_breakdown["heat_credit_krw"] == pytest.approx(-240.0)
+    s = r.schedule.iloc[0]
+    assert s["fc_fc_kw"] == pytest.approx(10.0)
+    assert s["fc_heat_kw"] == pytest.approx(10.0)
+    assert s["heat_fc_delivered_kw"] == pytest.approx(4.0)
+    assert s["heat_used_kw"] == pytest.approx(4.0)
+    assert s["heat_demand_kw"] == pytest.approx(4.0)
+    assert (r.kpis["heat_recovered_kwh"], r.kpis["heat_used_kwh"]) == pytest.approx((10, 4))
+    # Without a heat sink the heat earns nothing: 1000 KRW, no credit line.
+    r0 = solve(dataclasses.replace(p, heat_sink=None))
+    assert r0.objective_krw == pytest.approx(1000.0, abs=1e-6)
+    assert r0.cost_breakdown["heat_credit_krw"] == 0.0
+    assert "heat_used_kw" not in r0.schedule and "heat_used_kwh" not in r0.kpis
+
+
+@pytest.mark.parametrize(("storage_kwh", "delivered", "store_end", "used"), [
+    # no store: only step 0's 4 kWh meet demand; credit 4 x 60 = 240
+    (0.0, [4, 0], None, [4, 0]),
+    # 3 kWh store: 4 used at once, 3 kept for step 1; credit 7 x 60 = 420
+    (3.0, [7, 0], [3, 0], [4, 3]),
+    # 10 kWh store: 4 at once + 5 kept for step 1's whole demand; the 10th kWh would stay
+    # in the store at the end and earns nothing; credit 9 x 60 = 540
+    (10.0, [9, 0], [5, 0], [4, 5]),
+])
+def test_heat_store_carries_surplus_to_later_demand(storage_kwh: float, delivered: list[float],
+                                                    store_end: list[float] | None,
+                                                    used: list[float]) -> None:
+    # Two 1-h steps, load 10 then 0 kW, no export, grid 200: the cell runs [10, 0] kW and
+    # recovers 10 kWh of heat in step 0; heat demand 4 then 5 kWh.
+    p = DispatchProblem(n_steps=2, step_h=1.0, load_kw=[10.0, 0.0],
+                        grid=Grid(import_price_krw_per_kwh=200, export_limit_kw=0.0),
+                        fuel_cells=(_heat_cell(),),
+                        heat_sink=HeatSink(demand_kwh=[4.0, 5.0], storage_kwh=storage_kwh))
+    r = solve(p)
+    credit = 60.0 * sum(used)
+    assert r.objective_krw == pytest.approx(1000.0 - credit, abs=1e-6)
+    assert r.cost_breakdown["heat_credit_krw"] == pytest.approx(-credit)
+    s = r.schedule
+    np.testing.assert_allclose(s["fc_fc_kw"], [10, 0], atol=1e-7)
+    np.testing.assert_allclose(s["heat_fc_delivered_kw"], delivered, atol=1e-7)
+    np.testing.assert_allclose(s["heat_used_kw"], used, atol=1e-7)
+    if store_end is None:
+        assert "heat_store_end_kwh" not in s
+    else:
+        np.testing.assert_allclose(s["heat_store_end_kwh"], store_end, atol=1e-7)
+    # the accounting's greedy rule credits the same heat for this production
+    np.testing.assert_allclose(heat_used_kwh(np.array([10.0, 0.0]), np.array([4.0, 5.0]),
+                                             storage_kwh), used, atol=1e-9)
+
+
+def test_heat_store_content_at_the_start_is_not_credited_but_a_refill_is() -> None:
+    # As above with a 5 kWh store holding 3 kWh at the start, demand 3 then 0 kWh. Step 0's
+    # demand is met (from the store or the cell); the store may not end above its start
+    # level, so at most 3 kWh of the cell's heat counts: the 3 kWh that stand in for the
+    # stored heat used (the refill to the start level). Credit 3 x 60 = 180: 820 KRW.
+    p = DispatchProblem(n_steps=2, step_h=1.0, load_kw=[10.0, 0.0],
+                        grid=Grid(import_price_krw_per_kwh=200, export_limit_kw=0.0),
+                        fuel_cells=(_heat_cell(),),
+                        heat_sink=HeatSink(demand_kwh=[3.0, 0.0], storage_kwh=5.0,
+                                           initial_kwh=3.0))
+    r = solve(p)
+    assert r.objective_krw == pytest.approx(820.0, abs=1e-6)
+    assert r.schedule["heat_store_end_kwh"].iloc[-1] == pytest.approx(3.0)
+    np.testing.assert_allclose(r.schedule["heat_used_kw"], [3, 0], atol=1e-7)
+
+
+def test_heat_value_tips_the_dispatch_only_up_to_the_demand() -> None:
+    # 1 h, load 10 kW, grid 80 KRW/kWh. The cell costs 100 per kWh electric, 100 - 60 = 40
+    # while its heat meets demand. No sink: it stays off, 10 x 80 = 800 KRW. Demand 4 kWh:
+    # it runs exactly 4 kW (the 5th kWh would cost 100 > 80): 4 x 100 - 4 x 60 + 6 x 80 =
+    # 640 KRW. (Crediting all heat, as before, would run it at 10 kW for 400 KRW.)
+    base = DispatchProblem(n_steps=1, step_h=1.0, load_kw=10.0,
+                           grid=Grid(import_price_krw_per_kwh=80), fuel_cells=(_heat_cell(),))
+    r0 = solve(base)
+    assert r0.objective_krw == pytest.approx(800.0, abs=1e-6)
+    assert r0.schedule["fc_fc_kw"].iloc[0] == pytest.approx(0.0, abs=1e-7)
+    r4 = solve(dataclasses.replace(base, heat_sink=HeatSink(demand_kwh=4.0)))
+    assert r4.objective_krw == pytest.approx(640.0, abs=1e-6)
+    assert r4.schedule["fc_fc_kw"].iloc[0] == pytest.approx(4.0)
+    assert r4.schedule["grid_import_kw"].iloc[0] == pytest.approx(6.0)
+
+
+def test_heat_store_moves_the_fuel_cell_to_the_expensive_hour() -> None:
+    # Two 1-h steps, load 10 kW each, grid 80 then 30 KRW/kWh, heat demand 0 then 10 kWh.
+    # No store: step 0 has no heat use (cell 100 > 80), step 1 credits heat but 40 > 30:
+    # the cell stays off, 10 x 80 + 10 x 30 = 1100 KRW. With a 10 kWh store the cell runs
+    # 10 kW in step 0 and its heat meets step 1's demand: 1000 - 600 + 300 = 700 KRW.
+    p = DispatchProblem(n_steps=2, step_h=1.0, load_kw=10.0,
+                        grid=Grid(import_price_krw_per_kwh=[80, 30]),
+                        fuel_cells=(_heat_cell(),), heat_sink=HeatSink(demand_kwh=[0.0, 10.0]))
+    r = solve(p)
+    assert r.objective_krw == pytest.approx(1100.0, abs=1e-6)
+    np.testing.assert_allclose(r.schedule["fc_fc_kw"], [0, 0], atol=1e-7)
+    stored = dataclasses.replace(p, heat_sink=HeatSink(demand_kwh=[0.0, 10.0], storage_kwh=10))
+    r = solve(stored)
+    assert r.objective_krw == pytest.approx(700.0, abs=1e-6)
+    np.testing.assert_allclose(r.schedule["fc_fc_kw"], [10, 0], atol=1e-7)
+    np.testing.assert_allclose(r.schedule["heat_store_end_kwh"], [10, 0], atol=1e-7)
+    np.testing.assert_allclose(r.schedule["heat_used_kw"], [0, 10], atol=1e-7)
+
+
+def test_heat_sink_inputs_are_checked() -> None:
+    def problem(sink: HeatSink) -> DispatchProblem:
+        return DispatchProblem(n_steps=2, step_h=1.0, grid=Grid(import_price_krw_per_kwh=1),
+                               heat_sink=sink)
+
+    with pytest.raises(OptimizerError, match="negative"):
+        problem(HeatSink(demand_kwh=[1.0, -1.0]))
+    with pytest.raises(OptimizerError, match="initial_kwh"):
+        problem(HeatSink(demand_kwh=1.0, storage_kwh=5.0, initial_kwh=6.0))
+    with pytest.raises(OptimizerError, match="month_fraction"):
+        DispatchProblem(n_steps=2, step_h=1.0, grid=Grid(import_price_krw_per_kwh=1),
+                        demand_charge=DemandCharge(1000.0, month_fraction=-0.1))

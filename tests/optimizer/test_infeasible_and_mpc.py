@@ -11,12 +11,15 @@ import pytest
 from optimizer import (
     ChargerGroup,
     DeferrableLoad,
+    DemandCharge,
     DispatchModel,
     DispatchProblem,
     DrEvent,
     EvCharger,
     EvSession,
+    FuelCell,
     Grid,
+    HeatSink,
     InfeasibleError,
     OptimizerError,
     PvSource,
@@ -146,6 +149,48 @@ def test_mpc_update_rejects_a_new_structure() -> None:
 def test_pyomo_compile_equals_the_layout_matrix() -> None:
     # The Pyomo route must hand HiGHS exactly the matrix the layout describes.
     p = _day(0.0)
+    opts = SolveOptions()
+    lay = build_layout(p, precheck(p, opts), opts)
+    model, xs = to_pyomo(lay)
+    start, index, value = compile_matrix(model, xs, lay)
+    ref = lay.csc()
+    np.testing.assert_array_equal(start, ref[0])
+    np.testing.assert_array_equal(index, ref[1])
+    np.testing.assert_allclose(value, ref[2], rtol=0, atol=0)
+
+
+def _heated_day(shift: float) -> DispatchProblem:
+    """_day with a fuel cell whose heat meets a demand through a store, and a demand charge."""
+    t = np.arange(8)
+    return dataclasses.replace(
+        _day(shift),
+        fuel_cells=(FuelCell("fc", max_kw=12, electrical_efficiency=0.5,
+                             fuel_price_krw_per_kwh=60 + shift, heat_per_kwh=0.9,
+                             heat_value_krw_per_kwh=50),),
+        heat_sink=HeatSink(demand_kwh=4 + 3 * np.cos(t) + shift, storage_kwh=6 + shift,
+                           initial_kwh=shift),
+        demand_charge=DemandCharge(8000.0, t >= 2, floor_kw=5.0, month_fraction=(1 + shift) / 31))
+
+
+def test_mpc_update_with_heat_sink_and_demand_charge_equals_fresh_solve() -> None:
+    # heat demand, store size and content, and the month fraction are bounds and costs:
+    # an in-place update must equal a fresh solve
+    model = DispatchModel(_heated_day(0.0))
+    first = model.solve()
+    assert first.cost_breakdown["heat_credit_krw"] < 0
+    for shift in (1.0, 2.0):
+        model.update(_heated_day(shift))
+        updated = model.solve()
+        fresh = solve(_heated_day(shift))
+        assert updated.objective_krw == pytest.approx(fresh.objective_krw, rel=1e-9)
+        assert updated.cost_breakdown["net_cost_krw"] == pytest.approx(updated.objective_krw,
+                                                                      rel=1e-9)
+
+
+@pytest.mark.parametrize("make", [_day, _heated_day])
+def test_pyomo_compile_equals_the_layout_matrix_with_ranged_rows(make) -> None:  # type: ignore[no-untyped-def]
+    # the heat store's rows are ranged (0 <= served <= demand): still one row each
+    p = make(0.5)
     opts = SolveOptions()
     lay = build_layout(p, precheck(p, opts), opts)
     model, xs = to_pyomo(lay)

@@ -139,5 +139,6 @@ def test_example_inputs_read_back(repo_root: Path, sejong) -> None:  # type: ign
     ev = problem.dr_events[0]
     # 17:00-18:00 local -> steps 68..72 of a 15-min day
     assert (ev.start_step, ev.end_step, ev.hard) == (68, 72, False)
-    assert np.all(problem.arrays["import_price"][idx.hour >= 22] == 87.3)
+    # the committed inputs carry 일반용(갑)Ⅱ 고압A 선택Ⅱ summer light, 84.1 KRW/kWh, from 22 h
+    assert np.all(problem.arrays["import_price"][idx.hour >= 22] == 84.1)
     assert isinstance(problem.index, pd.DatetimeIndex)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cems.accounting.costs import heat_used_kwh
 from optimizer import (
     ChargerGroup,
     DeferrableLoad,
@@ -15,6 +17,7 @@ from optimizer import (
     EvSession,
     FuelCell,
     Grid,
+    HeatSink,
     PvSource,
     Storage,
     solve,
@@ -44,8 +47,14 @@ def problems(draw: st.DrawFn) -> DispatchProblem:
         mx = draw(fl(5, 30))
         fcs.append(FuelCell("fc", max_kw=mx, min_kw=draw(st.sampled_from([0.0, 0.3 * mx])),
                             electrical_efficiency=0.5, fuel_price_krw_per_kwh=draw(fl(20, 120)),
+                            heat_per_kwh=draw(st.sampled_from([0.0, 0.8])),
+                            heat_value_krw_per_kwh=draw(fl(0, 150)),
                             ramp_kw_per_min=draw(st.sampled_from([None, 0.2])),
                             min_up_h=draw(st.sampled_from([0.0, 1.0])), start_cost_krw=100.0))
+    sink = None
+    if draw(st.booleans()):
+        sink = HeatSink(draw(st.lists(fl(0, 15), min_size=n, max_size=n)),
+                        storage_kwh=draw(st.sampled_from([0.0, 10.0])))
     chargers, sessions = [], []
     for i in range(draw(st.integers(0, 3))):
         bidir = draw(st.booleans())
@@ -75,7 +84,7 @@ def problems(draw: st.DrawFn) -> DispatchProblem:
                   export_limit_kw=draw(st.sampled_from([float("inf"), 60.0]))),
         pv=(PvSource("pv", pv),), storage=tuple(storage), fuel_cells=tuple(fcs),
         chargers=tuple(chargers), charger_groups=groups, ev_sessions=tuple(sessions),
-        deferrable=tuple(defer), demand_charge=demand)
+        deferrable=tuple(defer), demand_charge=demand, heat_sink=sink)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,6 +132,7 @@ def test_schedule_respects_limits_balance_targets_and_soc(p: DispatchProblem) ->
                 if b < p.n_steps:
                     assert (b - a) * dt >= f.min_up_h - 1e-9
         net += out
+        _check_heat(p, s, f, exact=r.stats["binaries"] == 0)
     for d in p.deferrable:
         load = s[f"load_{d.id}_kw"].to_numpy()
         assert (load <= d.max_kw + TOL).all()
@@ -153,3 +163,27 @@ def test_schedule_respects_limits_balance_targets_and_soc(p: DispatchProblem) ->
     # the reported cost components add up to the objective
     assert abs(r.cost_breakdown["net_cost_krw"] - r.objective_krw) <= 1e-6 * max(
         1.0, abs(r.objective_krw)) + 1e-4
+
+
+def _check_heat(p: DispatchProblem, s, f: FuelCell,  # type: ignore[no-untyped-def]
+                exact: bool) -> None:
+    """Heat taken <= heat recovered, used <= demand, store within [0, size], never more
+    heat counted as used than the accounting's greedy rule finds for the same production;
+    exactly as much in an LP (no binaries) where heat is worth something."""
+    if p.heat_sink is None or f.heat_per_kwh == 0:
+        assert "heat_used_kw" not in s or (s["heat_used_kw"] <= TOL).all()
+        return
+    dt = p.step_h
+    recovered = s[f"fc_{f.id}_kw"].to_numpy() * f.heat_per_kwh
+    taken = s[f"heat_{f.id}_delivered_kw"].to_numpy()
+    used = s["heat_used_kw"].to_numpy()
+    demand = p.arrays["heat_demand_kwh"]
+    assert (taken >= -TOL).all() and (taken <= recovered + 1e-6).all()
+    assert (used >= -1e-6).all() and (used * dt <= demand + 1e-6).all()
+    if "heat_store_end_kwh" in s:
+        level = s["heat_store_end_kwh"].to_numpy()
+        assert (level >= -1e-6).all() and (level <= p.heat_sink.storage_kwh + 1e-6).all()
+    greedy = heat_used_kwh(recovered * dt, demand, p.heat_sink.storage_kwh)
+    assert used.sum() * dt <= greedy.sum() + 1e-5
+    if exact and f.heat_value_krw_per_kwh > 1e-3:
+        assert used.sum() * dt == pytest.approx(greedy.sum(), abs=1e-5)
