@@ -133,8 +133,8 @@ def run_zeb(args: argparse.Namespace) -> int:
     """Print the district's zero-energy indicators as JSON."""
     import pandas as pd
 
+    from cems.accounting.zeb import DEFAULT_PRIMARY_FACTORS
     from cems.reports.district import district_zeb, zeb_dict
-    from cems.reports.zeb import DEFAULT_PRIMARY_FACTORS
 
     factors = dict(DEFAULT_PRIMARY_FACTORS)
     for item in args.factor:
@@ -145,7 +145,7 @@ def run_zeb(args: argparse.Namespace) -> int:
             raise InputError(f"--factor {item!r}: use CARRIER=NUMBER") from None
     config, store = _open(args)
     start = pd.Timestamp(f"{args.year}-01-01", tz=config.site.timezone)
-    ind, notes = district_zeb(config, store, start, start + pd.DateOffset(years=1),
-                              factors=factors, district_heat_kwh=args.district_heat_kwh)
-    emit_json(zeb_dict(ind, notes))
+    result = district_zeb(config, store, start, start + pd.DateOffset(years=1),
+                          factors=factors, district_heat_kwh=args.district_heat_kwh)
+    emit_json(zeb_dict(result))
     return 0

@@ -30,11 +30,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
 
+from cems.accounting import round_won  # the one won-rounding rule
 from cems.errors import InputError
 from cems.markets.calendar import DrCalendar
 from cems.markets.cbl import Baseline, CblMethod, compute_cbl, data_step
@@ -60,11 +61,6 @@ def compensation_krw(reduction_kwh: float, *, rbp_krw_per_kw: float, mrt_h: floa
     """DRP for one trading hour: max(reduction, 0) × (RBP/MRT + MGP) × RTWF, in KRW."""
     price = unit_price_krw_per_kwh(rbp_krw_per_kw, mrt_h, mgp_krw_per_kwh)
     return max(reduction_kwh, 0.0) * price * response_time_weight(response_time_min)
-
-
-def round_won(amount: float | Decimal) -> int:
-    """Round to whole won, halves away from zero (not Python's banker's rounding)."""
-    return int(Decimal(str(amount)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def allocate_pro_rata(pool_krw: int, weights: Mapping[str, float]) -> dict[str, int]:

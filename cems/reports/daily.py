@@ -1,5 +1,10 @@
-"""Operator daily report: plan against actual per asset, KPIs, alarms, forecast accuracy,
-bids and DR events for one local day.
+"""Operator daily report: the day's figures, plan against actual per asset, forecast
+accuracy, alarms, bids and DR events for one local day.
+
+Every figure in ``kpis`` is :func:`cems.accounting.site_figures` of
+:func:`cems.accounting.flows_from_store` over the local day (the same call behind
+``GET /api/kpis`` and the dashboard); nothing here recomputes them. Per-asset actuals are the
+same flows' device energies (:attr:`cems.accounting.Flows.assets`).
 
 Plan schedules are read from the store's ``plans`` table (``schedule_json``, a pandas
 ``orient='table'`` frame indexed by interval start). Columns are ``{asset_id}_{quantity}``
@@ -11,21 +16,29 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
-import tariffs
+from cems.accounting import (
+    Flows,
+    co2,
+    energy_figures,
+    flows_from_store,
+    heat_figures,
+    site_figures,
+)
+from cems.accounting.figures import DECIMALS
+from cems.accounting.flows import STEP_H
 from cems.config.model import SiteConfig
-from cems.errors import CemsError, translate_library_errors
+from cems.errors import CemsError
 from cems.forecast.accuracy import nmae_pct
 from cems.reports import data
-from cems.reports.zeb import self_consumption_pct, self_sufficiency_pct
-from cems.store import TelemetryStore, schema
+from cems.store import TelemetryStore
 
 #: Plan quantity → sign applied to reach the measured ``active_power_kw`` convention,
 #: per asset kind (ESS > 0 discharge; EV charger > 0 charging; PV/fuel cell generation).
@@ -39,6 +52,72 @@ PLAN_SIGNS: dict[str, dict[str, float]] = {
 }
 #: Plan columns holding forecasts (site totals, kW) and the actual they are scored against.
 FORECAST_COLUMNS = {"load_forecast_kw": "demand", "pv_forecast_kw": "pv"}
+
+#: Labels of the figures in ``kpis`` (key → unit, English, Korean), for the daily page and
+#: the dashboard. The values are the accounting's, shown as they are, in its order; a figure
+#: without a label here is shown under its key (unit from the key's suffix).
+KPI_LABELS: dict[str, tuple[str, str, str]] = {
+    "consumption_kwh": ("kWh", "Consumption", "소비 전력량"),
+    "import_kwh": ("kWh", "Grid import", "수전 전력량 (한전)"),
+    "export_kwh": ("kWh", "Grid export", "역송 전력량"),
+    "peak_import_kw": ("kW", "Peak import (15-minute mean)", "최대 수전 전력 (15분 평균)"),
+    "pv_kwh": ("kWh", "PV generation", "태양광 발전량"),
+    "fc_kwh": ("kWh", "Fuel-cell generation", "연료전지 발전량"),
+    "ess_charge_kwh": ("kWh", "ESS charge", "ESS 충전량"),
+    "ess_discharge_kwh": ("kWh", "ESS discharge", "ESS 방전량"),
+    "ev_charge_kwh": ("kWh", "EV chargers, energy delivered", "전기차 충전기 공급량"),
+    "ev_energy_kwh": ("kWh", "Energy into departed cars", "출차 차량 충전량"),
+    "ev_sessions": ("", "EV sessions ended", "종료된 충전 세션"),
+    "ev_targets_met_pct": ("%", "Cars leaving at their target", "목표 충전 달성 차량"),
+    "ev_short_kwh": ("kWh", "Energy short of the targets", "목표 대비 부족 충전량"),
+    "ev_in_progress_start_kwh": ("kWh", "Energy in cars plugged in at the start",
+                                 "시작 시 연결 차량 충전량"),
+    "ev_in_progress_end_kwh": ("kWh", "Energy in cars plugged in at the end",
+                               "종료 시 연결 차량 충전량"),
+    "v2g_kwh": ("kWh", "V2G discharge", "V2G 방전량"),
+    "storage_change_kwh": ("kWh", "Change in stored energy (end − start)",
+                           "ESS 저장 에너지 변화 (종료 − 시작)"),
+    "self_sufficiency_pct": ("%", "Self-sufficiency (time-matched)", "자급률 (시간 일치)"),
+    "self_consumption_pct": ("%", "Self-consumption", "자가소비율"),
+    "heat_recovered_kwh": ("kWh", "Heat recovered (fuel cells)", "연료전지 회수열"),
+    "heat_used_kwh": ("kWh", "Recovered heat used", "회수열 이용량"),
+    "heat_demand_kwh": ("kWh", "Heat demand", "열 수요"),
+    "co2_kg": ("kg", "CO2 (grid import and fuel)", "CO2 배출량 (수전·연료)"),
+}
+#: Labels of the ``kpis["cost_krw"]`` lines, all in KRW (line → English, Korean).
+COST_LABELS: dict[str, tuple[str, str]] = {
+    "import": ("Grid import energy (before VAT and fund)", "수전 전력량요금 (부가세·기금 제외)"),
+    "demand_charge": ("Demand charge (prorated to the day)", "기본요금 (일할)"),
+    "fuel": ("Fuel-cell fuel", "연료전지 연료비"),
+    "heat_credit": ("Heat credit (recovered heat used)", "회수열 이용 공제"),
+    "degradation": ("Battery wear", "ESS 열화 비용"),
+    "storage_change": ("Stored energy owed back (batteries)", "ESS 저장량 변화 보정"),
+    "ev_in_progress": ("Energy banked in plugged-in cars", "연결 차량 충전량 변화 보정"),
+    "net": ("Net cost", "순비용"),
+}
+_SUFFIX_UNITS = (("_kwh", "kWh"), ("_kw", "kW"), ("_pct", "%"), ("_kg", "kg"), ("_krw", "KRW"))
+
+
+def _unit(key: str) -> str:
+    return next((unit for suffix, unit in _SUFFIX_UNITS if key.endswith(suffix)), "")
+
+
+def kpi_labels(kpis: Mapping[str, Any]) -> dict[str, Any]:
+    """The label and unit of every figure in ``kpis``, in its order, as JSON-ready rows
+    (``key``, ``unit``, ``en``, ``ko``): ``figures`` (the numbers; nested breakdowns left
+    out), ``cost_krw`` (the cost lines) and ``cost_title``."""
+    figures = []
+    for key, value in kpis.items():
+        if isinstance(value, Mapping):
+            continue  # cost_krw has its own table; co2_breakdown is detail behind co2_kg
+        unit, en, ko = KPI_LABELS.get(key, (_unit(key), key, key))
+        figures.append({"key": key, "unit": unit, "en": en, "ko": ko})
+    costs = kpis.get("cost_krw")
+    lines = [{"key": line, "unit": "KRW", "en": COST_LABELS.get(line, (line, line))[0],
+              "ko": COST_LABELS.get(line, (line, line))[1]}
+             for line in (costs if isinstance(costs, Mapping) else {})]
+    return {"figures": figures, "cost_title": {"en": "Cost of the day", "ko": "일 비용"},
+            "cost_krw": lines}
 
 
 def asset_kinds(config: SiteConfig) -> dict[str, str]:
@@ -57,15 +136,8 @@ def asset_kinds(config: SiteConfig) -> dict[str, str]:
 def plan_schedule(store: TelemetryStore, start: pd.Timestamp, end: pd.Timestamp
                   ) -> pd.DataFrame:
     """The plans covering ``[start, end)`` merged (newest first wins), UTC index."""
-    t = schema.plans
-    query = (select(t.c.id, t.c.schedule_json)
-             .where(t.c.start_us < data.utc_us(end), t.c.end_us > data.utc_us(start))
-             .where(t.c.schedule_json.is_not(None))
-             .order_by(t.c.created_us.desc(), t.c.id.desc()))
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
     merged: pd.DataFrame | None = None
-    for _, text in rows:
+    for _, text in store.plan_schedules_overlapping(start, end):
         frame = pd.read_json(io.StringIO(text), orient="table")
         if "time" in frame.columns:
             frame = frame.set_index("time")
@@ -113,10 +185,11 @@ class DailyReport:
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready report (series as lists)."""
+        """JSON-ready report (``kpi_labels``: the label and unit of each figure)."""
         return {
             "date": self.day.isoformat(), "site_name": self.site_name,
             "assets": list(self.assets), "kpis": self.kpis,
+            "kpi_labels": kpi_labels(self.kpis),
             "forecast_accuracy": self.forecast_accuracy, "alarms": list(self.alarms),
             "bids": list(self.bids), "dr_events": list(self.dr_events),
             "notes": list(self.notes),
@@ -129,82 +202,86 @@ def _iso(us: Any) -> str | None:
     return pd.Timestamp(int(us), unit="us", tz="UTC").tz_convert("Asia/Seoul").isoformat()
 
 
+def _r(value: float) -> float:
+    return round(float(value), DECIMALS)
+
+
+def day_figures(config: SiteConfig, flows: Flows, notes: list[str]) -> dict[str, Any]:
+    """:func:`cems.accounting.site_figures` of the day; if the site's tariff cannot price
+    the day, the same figures with ``cost_krw`` None and a note saying why."""
+    try:
+        return site_figures(config, flows)
+    except CemsError as exc:
+        notes.append(f"cost not computed: {exc}")
+        return {**energy_figures(flows), **heat_figures(config, flows), "cost_krw": None,
+                **co2(config, flows)}
+
+
 def daily_report(config: SiteConfig, store: TelemetryStore, day: date) -> DailyReport:
     """Build the operator report for local ``day``."""
     tz = config.site.timezone
     start, end = data.day_bounds(day, tz)
-    flows = data.community_flows(config, store, start, end)
-    f = flows.flows
-    step_h = data.STEP / pd.Timedelta(hours=1)
+    flows = flows_from_store(config, store, start, end)
+    index, frame = flows.index, flows.frame
+    notes = list(flows.notes)
+    if len(flows.assets.columns) == 0:
+        notes.append("the store holds no active_power_kw readings of the site's devices for "
+                     "this day: every energy figure is 0")
+    kpis = day_figures(config, flows, notes)
     kinds = asset_kinds(config)
     schedule = plan_schedule(store, start, end)
     plan = planned_kw(schedule, kinds)
-    notes = list(flows.notes)
     if schedule.empty:
         notes.append("no stored plan covers this day")
     assets = []
     for asset, kind in kinds.items():
         if asset == "grid":
             continue
-        actual = data.power_kwh(store, asset, start, end).reindex(f.index) / step_h
         planned = plan.get(asset)
-        planned = planned.reindex(f.index) if planned is not None else None
-        if actual.notna().sum() == 0 and planned is None:
+        planned = planned.reindex(index) if planned is not None else None
+        if asset not in flows.assets.columns and planned is None:
             continue
-        both = (actual.notna() & planned.notna()) if planned is not None else None
+        # the flows' energy of the device: an interval without data counts as 0 kWh (noted)
+        energy = (flows.assets[asset] if asset in flows.assets.columns
+                  else pd.Series(0.0, index=index))
+        actual_kw = energy / STEP_H
+        both = planned.notna() if planned is not None else None
         assets.append({
             "asset_id": asset, "kind": kind,
-            "actual_kwh": float(actual.fillna(0).sum() * step_h),
-            "planned_kwh": None if planned is None else float(planned.fillna(0).sum() * step_h),
+            "actual_kwh": _r(energy.sum()),
+            "planned_kwh": None if planned is None else _r(planned.fillna(0).sum() * STEP_H),
             "mae_kw": (None if both is None or not both.any()
-                       else float((actual[both] - planned[both]).abs().mean())),
-            "intervals_measured": int(actual.notna().sum()),
+                       else _r((actual_kw[both] - planned[both]).abs().mean())),
         })
-    demand, local = flows.demand_kwh, flows.local_net_kwh.clip(lower=0)
-    generation = f["pv_kwh"] + f["fuel_cell_kwh"]
-    grid_kw = (f["grid_import_kwh"] - f["grid_export_kwh"]) / step_h
-    kpis: dict[str, Any] = {
-        "grid_import_kwh": float(f["grid_import_kwh"].sum()),
-        "grid_export_kwh": float(f["grid_export_kwh"].sum()),
-        "peak_import_kw": float(grid_kw.max()) if len(grid_kw) else 0.0,
-        "pv_kwh": float(f["pv_kwh"].sum()),
-        "fuel_cell_kwh": float(f["fuel_cell_kwh"].sum()),
-        "demand_kwh": float(demand.sum()),
-        "self_sufficiency_pct": self_sufficiency_pct(local.to_numpy(), demand.to_numpy()),
-        "self_consumption_pct": self_consumption_pct(generation.to_numpy(), demand.to_numpy()),
-        "grid_energy_cost_krw": _energy_cost(config, f["grid_import_kwh"], notes),
-    }
-    accuracy: dict[str, float | None] = {}
-    for column, what in FORECAST_COLUMNS.items():
-        if column in schedule.columns:
-            actual_kw = (demand if what == "demand" else f["pv_kwh"]) / step_h
-            capacity = sum(p.inverter_ac_kw for p in config.assets.pv) if what == "pv" else None
-            try:
-                accuracy[f"{what}_nmae_pct"] = nmae_pct(
-                    pd.to_numeric(schedule[column], errors="coerce"), actual_kw,
-                    capacity=capacity or None)
-            except CemsError as exc:
-                notes.append(f"forecast accuracy {column}: {exc}")
-                accuracy[f"{what}_nmae_pct"] = None
-    series = pd.DataFrame({"actual_grid_kw": grid_kw})
+    accuracy = _forecast_accuracy(config, schedule, flows, notes)
+    series = pd.DataFrame({"actual_grid_kw": (frame["grid_import_kwh"]
+                                              - frame["grid_export_kwh"]) / STEP_H})
     meter = config.site.grid.meter
     if meter and meter in plan:
-        series["planned_grid_kw"] = plan[meter].reindex(f.index)
+        series["planned_grid_kw"] = plan[meter].reindex(index)
     series.index = series.index.tz_convert(tz)
     return DailyReport(day, config.site.name, tuple(assets), kpis, accuracy,
                        _alarms(store, start, end), _bids(store, day),
                        _dr_events(store, start, end), series, tuple(notes))
 
 
-def _energy_cost(config: SiteConfig, import_kwh: pd.Series, notes: list[str]) -> float | None:
-    try:
-        with translate_library_errors():
-            price = tariffs.energy_price_series(config.site.grid.tariff_plan, import_kwh.index,
-                                                region=config.site.region)
-    except CemsError as exc:
-        notes.append(f"energy cost not computed: {exc}")
-        return None
-    return float((import_kwh.to_numpy() * np.asarray(price, dtype=float)).sum())
+def _forecast_accuracy(config: SiteConfig, schedule: pd.DataFrame, flows: Flows,
+                       notes: list[str]) -> dict[str, float | None]:
+    """nMAE of the plan's forecasts against the flows (load: consumption; PV: generation)."""
+    accuracy: dict[str, float | None] = {}
+    for column, what in FORECAST_COLUMNS.items():
+        if column not in schedule.columns:
+            continue
+        actual = flows.consumption_kwh if what == "demand" else flows.frame["pv_kwh"]
+        capacity = sum(p.inverter_ac_kw for p in config.assets.pv) if what == "pv" else None
+        try:
+            accuracy[f"{what}_nmae_pct"] = _r(nmae_pct(
+                pd.to_numeric(schedule[column], errors="coerce"), actual / STEP_H,
+                capacity=capacity or None))
+        except CemsError as exc:
+            notes.append(f"forecast accuracy {column}: {exc}")
+            accuracy[f"{what}_nmae_pct"] = None
+    return accuracy
 
 
 def _alarms(store: TelemetryStore, start: pd.Timestamp, end: pd.Timestamp
@@ -221,17 +298,15 @@ def _alarms(store: TelemetryStore, start: pd.Timestamp, end: pd.Timestamp
 
 
 def _bids(store: TelemetryStore, day: date) -> tuple[dict[str, Any], ...]:
-    t = schema.bids
-    wanted = [day.isoformat(), (day + pd.Timedelta(days=1)).isoformat()]
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.trade_date.in_(wanted))
-                            .order_by(t.c.trade_date, t.c.round)).mappings().all()
+    """Bids for ``day`` and the next day, by trading day and round."""
+    frames = [store.bids(trade_date=d.isoformat()) for d in (day, day + timedelta(days=1))]
+    rows = [r for f in frames if not f.empty for r in f.to_dict("records")]
     out = []
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["trade_date"], r["round"], r["id"])):
         payload = json.loads(r["payload_json"])
         total = payload.get("aggregate_kwh") if isinstance(payload, dict) else None
-        out.append({"id": r["id"], "market": r["market"], "trade_date": r["trade_date"],
-                    "round": r["round"], "submitted": _iso(r["submitted_us"]),
+        out.append({"id": int(r["id"]), "market": r["market"], "trade_date": r["trade_date"],
+                    "round": int(r["round"]), "submitted": _iso(r["submitted_us"]),
                     "total_kwh": float(sum(total)) if isinstance(total, list) else None})
     return tuple(out)
 

@@ -1,4 +1,7 @@
-"""Read what the reports need from the telemetry store (and the site's AMI files).
+"""Read what the reports need from the telemetry store (and the site's AMI files):
+household usage, DR rewards, brokerage settlements, period bounds. The site's energy flows
+(and every figure made from them) are :func:`cems.accounting.flows_from_store`'s; the SQL is
+the store's (:class:`~cems.store.TelemetryStore` read methods).
 
 Conventions read here (written by the runtime and the importers):
 
@@ -18,17 +21,15 @@ Conventions read here (written by the runtime and the importers):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 
 from cems.config.model import Household, SiteConfig
 from cems.errors import InputError, translate_library_errors
-from cems.store import TelemetryStore, schema
+from cems.store import TelemetryStore
 
 STEP = pd.Timedelta(minutes=15)
 POWER = "active_power_kw"
@@ -71,17 +72,12 @@ def power_kwh(store: TelemetryStore, device: str, start: datetime, end: datetime
     """Interval energy (kWh per 15 minutes, UTC interval starts) of a power quantity.
 
     Uses the 15-minute aggregates when any exist in the period, else the raw good readings.
+    (The site's energy flows and every figure shown from them come from
+    :func:`cems.accounting.flows_from_store`, which reads the aggregates only.)
     """
-    t = schema.readings_15min
-    query = (select(t.c.start_us, t.c.mean)
-             .where(t.c.device == device, t.c.quantity == quantity,
-                    t.c.start_us >= utc_us(start), t.c.start_us < utc_us(end))
-             .order_by(t.c.start_us))
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    if rows:
-        starts = pd.to_datetime([r[0] for r in rows], unit="us", utc=True)
-        series = pd.Series([float(r[1]) for r in rows], index=starts)
+    agg = store.aggregates(device=device, quantity=quantity, start=start, end=end)
+    if not agg.empty:
+        series = pd.Series(agg["mean"].to_numpy(float), index=pd.DatetimeIndex(agg["start"]))
     else:
         raw = store.readings(device=device, quantity=quantity, start=start, end=end)
         raw = raw[(raw["quality"] == "good") & raw["value"].notna()] if not raw.empty else raw
@@ -90,70 +86,6 @@ def power_kwh(store: TelemetryStore, device: str, start: datetime, end: datetime
         times = pd.DatetimeIndex(raw["time"]).floor(STEP)
         series = pd.Series(raw["value"].to_numpy(float), index=times).groupby(level=0).mean()
     return series * (STEP / pd.Timedelta(hours=1))
-
-
-@dataclass(frozen=True)
-class CommunityFlows:
-    """15-minute community energy flows (kWh), UTC index, and what data was missing."""
-
-    flows: pd.DataFrame
-    notes: tuple[str, ...]
-
-    @property
-    def local_net_kwh(self) -> pd.Series:
-        """PV + fuel cell + ESS net discharge + V2G discharge."""
-        f = self.flows
-        return f["pv_kwh"] + f["fuel_cell_kwh"] + f["ess_net_kwh"] + f["v2g_kwh"]
-
-    @property
-    def demand_kwh(self) -> pd.Series:
-        """Total site consumption: grid import − export + local net supply."""
-        f = self.flows
-        return (f["grid_import_kwh"] - f["grid_export_kwh"] + self.local_net_kwh).clip(lower=0)
-
-
-def community_flows(config: SiteConfig, store: TelemetryStore, start: datetime,
-                    end: datetime) -> CommunityFlows:
-    """Sum the community assets' interval energies over ``[start, end)``."""
-    index = pd.date_range(pd.Timestamp(start).tz_convert("UTC"),
-                          pd.Timestamp(end).tz_convert("UTC"), freq=STEP, inclusive="left")
-    notes: list[str] = []
-
-    def total(ids: list[str], clip: str | None = None) -> pd.Series:
-        out = pd.Series(0.0, index=index)
-        for device in ids:
-            s = power_kwh(store, device, start, end).reindex(index)
-            if s.notna().sum() < len(index):
-                notes.append(f"{device}: readings cover {int(s.notna().sum())} of {len(index)} "
-                             "15-minute intervals; missing intervals count as 0 kWh")
-            s = s.fillna(0.0)
-            if clip == "pos":
-                s = s.clip(lower=0)
-            elif clip == "neg":
-                s = (-s).clip(lower=0)
-            out = out + s
-        return out
-
-    a = config.assets
-    pv = total([p.id for p in a.pv], "pos")
-    fc = total([f.id for f in a.fuel_cells], "pos")
-    ess = total([e.id for e in a.ess])
-    bidir = [c.id for c in a.ev_chargers if c.bidirectional]
-    v2g = total(bidir, "neg")
-    grid = config.site.grid.meter
-    if grid is None:
-        notes.append("no grid meter in the site file: export counted as 0 kWh")
-        imp = exp = pd.Series(0.0, index=index)
-    else:
-        g = power_kwh(store, grid, start, end).reindex(index)
-        if g.notna().sum() < len(index):
-            notes.append(f"{grid}: readings cover {int(g.notna().sum())} of {len(index)} "
-                         "15-minute intervals; missing intervals count as 0 kWh")
-        g = g.fillna(0.0)
-        imp, exp = g.clip(lower=0), (-g).clip(lower=0)
-    flows = pd.DataFrame({"pv_kwh": pv, "fuel_cell_kwh": fc, "ess_net_kwh": ess,
-                          "v2g_kwh": v2g, "grid_import_kwh": imp, "grid_export_kwh": exp})
-    return CommunityFlows(flows, tuple(notes))
 
 
 def household_usage(config: SiteConfig, store: TelemetryStore, meter_id: str,
@@ -265,7 +197,6 @@ def to_step(series: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
 
 
 __all__ = [
-    "CommunityFlows", "brokerage_total_krw", "community_flows", "day_bounds",
-    "dr_reward_krw", "household", "household_usage", "month_bounds",
-    "power_kwh", "previous_months", "settlements_in", "to_step", "utc_us",
+    "brokerage_total_krw", "day_bounds", "dr_reward_krw", "household", "household_usage",
+    "month_bounds", "power_kwh", "previous_months", "settlements_in", "to_step", "utc_us",
 ]

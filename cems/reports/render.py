@@ -9,15 +9,17 @@ import base64
 import io
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cems.errors import InputError
-from cems.reports.daily import DailyReport
 from cems.reports.i18n import texts
-from cems.reports.resident import ResidentReport
+
+if TYPE_CHECKING:  # annotations only: rendering one report needs no other report's module
+    from cems.reports.daily import DailyReport
+    from cems.reports.resident import ResidentReport
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,7 @@ def resident_html(report: ResidentReport, lang: str = "ko", *, charts: bool = Tr
     context = {
         "nav": nav, "prev_month": str(period - 1), "next_month": str(period + 1),
         "t": t, "lang": lang, "r": report.to_dict(), "bill_a": m.actual_bill,
-        "bill_c": m.counterfactual_bill,
+        "bill_c": m.counterfactual_bill, "explanation": report.explanation(lang),
         "daily_chart": daily_chart(m.daily, chart_texts(lang))
         if charts and len(m.daily) else None,
         "trend_chart": trend_chart(list(report.trend), chart_texts(lang)) if charts else None,

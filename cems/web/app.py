@@ -230,7 +230,10 @@ def latest_plan(request: Request, kind: str | None = None) -> dict[str, Any] | N
 
 @api.get("/kpis", tags=["reports"])
 def kpis(request: Request, day: DateQuery = None) -> dict[str, Any]:
-    """The day's KPIs (energy, peak, self-sufficiency, self-consumption, cost)."""
+    """The day's figures: ``{"date", **kpis}`` of the daily report, i.e.
+    :func:`cems.accounting.site_figures` over the local day (energies in kWh, peak in kW,
+    rates in %, ``cost_krw`` lines in KRW, ``co2_kg``; docs/reports.md). The dashboard and
+    the daily report show these same values."""
     require(request, "operator", "broker")
     st = state(request)
     d = _day(day, st.config)
@@ -253,8 +256,7 @@ def zeb(request: Request, year: int = Query(..., ge=2000, le=2100)) -> dict[str,
     st = state(request)
     tz = st.config.site.timezone
     start = pd.Timestamp(f"{year}-01-01", tz=tz)
-    indicators, notes = district_zeb(st.config, st.store, start, start + pd.DateOffset(years=1))
-    return zeb_dict(indicators, notes)
+    return zeb_dict(district_zeb(st.config, st.store, start, start + pd.DateOffset(years=1)))
 
 
 @api.get("/dr-events", tags=["markets"])
@@ -311,20 +313,13 @@ def _accept_dr_event(body: DrEventBody, request: Request, username: str) -> dict
 def bids(request: Request, trade_date: date | None = None) -> list[dict[str, Any]]:
     """Brokerage / DR bids submitted (optionally one trading day)."""
     require(request, "operator", "broker")
-    from sqlalchemy import select
-
-    from cems.store import schema
-
-    t = schema.bids
-    query = select(t).order_by(t.c.submitted_us)
-    if trade_date is not None:
-        query = query.where(t.c.trade_date == trade_date.isoformat())
-    with state(request).store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return [{"id": r["id"], "market": r["market"], "trade_date": r["trade_date"],
-             "round": r["round"],
-             "submitted": pd.Timestamp(r["submitted_us"], unit="us", tz="UTC").isoformat(),
-             "payload_json": r["payload_json"]} for r in rows]
+    rows = state(request).store.bids(
+        trade_date=None if trade_date is None else trade_date.isoformat())
+    return [] if rows.empty else [
+        {"id": int(r["id"]), "market": r["market"], "trade_date": r["trade_date"],
+         "round": int(r["round"]),
+         "submitted": pd.Timestamp(int(r["submitted_us"]), unit="us", tz="UTC").isoformat(),
+         "payload_json": r["payload_json"]} for r in rows.to_dict("records")]
 
 
 @api.get("/alarms", tags=["telemetry"])

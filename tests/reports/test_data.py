@@ -1,5 +1,6 @@
 """Store and AMI reading for reports: interval energy from raw readings and from the
-15-minute aggregates agree; household usage falls back to the site's AMI CSV source."""
+15-minute aggregates agree; household usage falls back to the site's AMI CSV source; the
+plans a day's report reads come from the store's read method, newest first."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import pytest
 from cems.config import load_site_text
 from cems.errors import InputError
 from cems.reports import data
-from cems.reports.resident import resident_month
-from cems.store import open_store
+from cems.store import PlanRecord, open_store
 
 T0 = pd.Timestamp("2026-07-01T10:00", tz="Asia/Seoul")
 
@@ -63,11 +63,36 @@ def test_household_usage_from_the_ami_source(tmp_path: Path) -> None:
     (tmp_path / "ami.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = load_site_text(SITE, base_dir=tmp_path)
     store = open_store(data_dir=config.site.data_dir)
-    # grid meter imports 10 kW; no assets -> no supply, saving 0
-    store.write_readings([(t, "grid-meter", "active_power_kw", 10.0, "good") for t in index])
-    m = resident_month(config, store, "h-1", "2026-07")
-    assert m.import_kwh == pytest.approx(372.0)
-    assert m.supplied_kwh == 0.0 and m.bill_saving_krw == 0
+    start, end = data.month_bounds("2026-07", config.site.timezone)
+    usage = data.household_usage(config, store, "m-1", start, end)
+    assert len(usage) == 31 * 24 and usage["import_kwh"].sum() == pytest.approx(372.0)
+    assert usage["export_kwh"].sum() == 0.0
+    september = data.month_bounds("2026-09", config.site.timezone)
     with pytest.raises(InputError, match="meter m-1: no interval data"):
-        resident_month(config, store, "h-1", "2026-09")
+        data.household_usage(config, store, "m-1", *september)
+    store.engine.dispose()
+
+
+def test_plans_over_a_day_newest_first(tmp_path: Path) -> None:
+    from cems.reports.daily import plan_schedule
+
+    store = open_store(data_dir=tmp_path)
+    day = pd.date_range("2026-07-01", periods=96, freq="15min", tz="Asia/Seoul")
+
+    def plan(created: str, kw: float, steps: pd.DatetimeIndex) -> int:
+        frame = pd.DataFrame({"pv-1_active_power_kw": kw}, index=steps)
+        frame.index.name = "time"
+        return store.record_plan(PlanRecord(
+            created=pd.Timestamp(created, tz="Asia/Seoul"), kind="rolling", start=steps[0],
+            end=steps[-1] + pd.Timedelta(minutes=15), inputs_digest="x", status="optimal",
+            schedule=frame))
+
+    old = plan("2026-06-30T09:30", 10.0, day)
+    new = plan("2026-07-01T12:00", 20.0, day[48:])        # from 12:00 on
+    plan("2026-06-29T09:30", 99.0, day - pd.Timedelta(days=1))   # the day before: not read
+    start, end = day[0], day[-1] + pd.Timedelta(minutes=15)
+    assert [i for i, _ in store.plan_schedules_overlapping(start, end)] == [new, old]
+    merged = plan_schedule(store, start.tz_convert("UTC"), end.tz_convert("UTC"))
+    # the newer plan wins where both cover: 10 kW until noon, 20 kW after
+    assert list(merged["pv-1_active_power_kw"]) == [10.0] * 48 + [20.0] * 48
     store.engine.dispose()

@@ -1,4 +1,7 @@
-"""A seeded site with users (operator, broker, residents of h-a and h-b) for web tests."""
+"""A seeded site with users (operator, broker, residents of h-a and h-b) for web tests.
+
+The store holds the seeded April 2026 readings and their 15-minute aggregates, built here as
+the runtime's aggregate job keeps them."""
 
 from __future__ import annotations
 
@@ -34,7 +37,11 @@ def _seed_module():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def web_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Site YAML path; its data_dir holds the seeded store and users.json."""
+    """Site YAML path; its data_dir holds the seeded store (with April's aggregates) and
+    users.json."""
+    import pandas as pd
+
+    from cems.store import open_store
     from cems.web.auth import UserFile
 
     seed = _seed_module()
@@ -42,6 +49,10 @@ def web_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     site = root / "site.yaml"
     site.write_text(seed.SITE_YAML, encoding="utf-8")
     seed.seed_store(root / "data")
+    store = open_store(data_dir=root / "data")
+    store.aggregate(pd.Timestamp("2026-04-01", tz="Asia/Seoul"),
+                    pd.Timestamp("2026-05-01", tz="Asia/Seoul"))
+    store.engine.dispose()
     users = UserFile(root / "data" / "users.json")
     for name, (role, household, password) in PASSWORDS.items():
         users.add(name, role, password, household)

@@ -192,12 +192,24 @@ def test_resident_a_cannot_read_b_in_any_form(client: TestClient,
     assert _call(client, "GET", "/api/households/h-zz/report", None, a).status_code == 403
 
 
-def test_resident_report_api_equals_engine_saving(client: TestClient,
+def test_resident_report_api_equals_engine_saving(client: TestClient, web_site: Path,
                                                   tokens: dict[str, str]) -> None:
+    from cems.reports.resident import resident_report
+
     r = _call(client, "GET", "/api/households/h-a/report?month=2026-04", None, tokens["res-a"])
     body = r.json()
     assert body["bill_saving_krw"] == body["counterfactual_bill_krw"] - body["actual_bill_krw"]
-    assert body["bill_saving_krw"] == 30_010 - 22_760
+    # the meter's April: 0.05 kWh x 96 x 30 = 144 kWh on residential_low -> 22,760 KRW
+    assert body["actual_bill_krw"] == 22_760
+    config = load_site(web_site)
+    store = open_store(data_dir=config.site.data_dir)
+    try:
+        engine = resident_report(config, store, "h-a", "2026-04").to_dict()
+    finally:
+        store.engine.dispose()
+    assert {k: body[k] for k in ("actual_bill_krw", "counterfactual_bill_krw",
+                                 "bill_saving_krw")} == {
+        k: engine[k] for k in ("actual_bill_krw", "counterfactual_bill_krw", "bill_saving_krw")}
 
 
 def test_expired_token_refused(client: TestClient, clock: Clock) -> None:

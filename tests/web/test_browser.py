@@ -1,7 +1,9 @@
 """Browser tests: headless Chromium (Debian ``chromium``) driven by Playwright logs in as a
 resident, opens the report page, checks the saving shown equals the API's number and logs
 out (the form's CSRF field); logs in as an operator and watches a live power figure on the
-dashboard change without a reload (Server-Sent Events, script from 'self' under the CSP).
+dashboard change without a reload (Server-Sent Events, script from 'self' under the CSP),
+and reads the dashboard's key figures of a day: each is ``GET /api/kpis``'s value, with its
+unit.
 
 The server is a real ``cems serve`` process on 127.0.0.1 and a free port, started and
 stopped here, bounded in time. Without /usr/bin/chromium the test skips on a developer
@@ -42,16 +44,20 @@ def server(module_site: Path, cems_server) -> Iterator[str]:  # type: ignore[no-
         yield base
 
 
-def _api_saving(base: str) -> int:
-    body = json.dumps({"username": "res-a", "password": "resident-a-pass"}).encode()
+def _api_get(base: str, user: str, password: str, path: str) -> dict:
+    body = json.dumps({"username": user, "password": password}).encode()
     req = urllib.request.Request(f"{base}/api/login", data=body,
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         token = json.load(r)["token"]
-    req = urllib.request.Request(f"{base}/api/households/h-a/report?month=2026-04",
-                                 headers={"Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=60) as r:
-        return int(json.load(r)["bill_saving_krw"])
+        return dict(json.load(r))
+
+
+def _api_saving(base: str) -> int:
+    report = _api_get(base, "res-a", "resident-a-pass", "/api/households/h-a/report?month=2026-04")
+    return int(report["bill_saving_krw"])
 
 
 @pytest.mark.slow
@@ -143,3 +149,38 @@ def test_operator_dashboard_power_updates_live(server: str, module_site: Path) -
             browser.close()
     # no CSP violation or script error in the console
     assert errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_operator_dashboard_shows_the_api_kpis(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    api = _api_get(server, "op", "operator-pass-1", "/api/kpis?date=2026-04-10")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{server}/login")
+            page.fill("#username", "op")
+            page.fill("#password", "operator-pass-1")
+            page.click("#login-button")
+            page.wait_for_url("**/dashboard")
+            page.goto(f"{server}/dashboard?date=2026-04-10")
+            rows = page.eval_on_selector_all(
+                "#kpis td.value", "cells => cells.map(c => [c.dataset.key, c.textContent, "
+                "c.nextElementSibling.textContent])")
+        finally:
+            browser.close()
+    shown = {key: (text, unit) for key, text, unit in rows}
+    # the seeded weekday, by hand (tests/reports/test_daily.py): 480 kWh imported, 25 %
+    # self-sufficient, 100,208 KRW net
+    assert shown["import_kwh"] == ("480.0", "kWh") and api["import_kwh"] == 480.0
+    assert shown["self_sufficiency_pct"] == ("25.0", "%")
+    assert shown["cost_krw.net"] == ("100,208", "KRW")
+    for key, value in api.items():
+        if key == "date" or isinstance(value, dict):
+            continue
+        assert shown[key][0] == ("–" if value is None else f"{value:,}"), key
