@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--date", default=DEFAULT_DATE,
                         help=f"first simulated day, YYYY-MM-DD (default {DEFAULT_DATE})")
     parser.add_argument("--days", type=int, default=1, help="simulated days (default 1)")
+    parser.add_argument("--warm-up-days", type=int, default=None,
+                        help="days simulated first and left out of the figures (default: 1 "
+                        "when --days > 1, else 0)")
     parser.add_argument("--speed", type=float, default=None,
                         help="run at most this many times faster than real time "
                         "(default: as fast as the work allows)")
@@ -52,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.days < 1 or args.days > 7:
         raise InputError(f"--days must be between 1 and 7 (got {args.days})")
+    if args.warm_up_days is not None and not 0 <= args.warm_up_days < args.days:
+        raise InputError(f"--warm-up-days must be between 0 and --days - 1 "
+                         f"(got {args.warm_up_days} with --days {args.days})")
     if args.poll_s < 10:
         raise InputError(f"--poll-s must be at least 10 simulated seconds (got {args.poll_s})")
     if args.speed is not None and args.speed <= 0:
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--date {args.date!r}: use YYYY-MM-DD") from None
     start = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(config.site.timezone))
     options = DemoOptions(start=start, days=args.days, poll_interval_s=args.poll_s,
-                          replan_interval_min=args.replan_min, speed=args.speed)
+                          replan_interval_min=args.replan_min, speed=args.speed,
+                          warm_up_days=args.warm_up_days)
     with translate_library_errors():  # e.g. a port of the site already in use
         summary = run_demo(config, args.out, options)
     if args.json:
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_summary(summary))
         files = ["plan.csv", "actuals.csv", "power_flows.png", "kpis.json", "cems.sqlite"]
         if summary.get("resident"):
-            files += ["ami_households.csv", summary["resident"]["report"]]
+            files += list(summary["resident"]["files"])
         if (args.out / "bids").is_dir():
             files.append("bids/ (KPX round 1 and 2 bid files for the next day)")
         print(f"  outputs in {args.out}/: {', '.join(files)}")

@@ -45,6 +45,24 @@ class DeviceLimits:
     ramp_kw_per_min: float | None = None
 
 
+def ev_need_kw(*, soc: float, target_soc: float, capacity_kwh: float, hours_left: float,
+               efficiency: float, max_kw: float, react_h: float) -> float:
+    """The charging power a car needs from now to leave at its target: the energy it lacks
+    (battery side, through the charger's ``efficiency``) spread over the time left after the
+    next chance to change the command (``react_h``); at most ``max_kw``, 0 when met.
+
+    Dispatch charges at least this much whatever the plan says: the driver's need ranks
+    above the optimiser (a plan made before the car's needs were known, or one whose 15-min
+    steps end before the car leaves, must not leave it short)."""
+    short_kwh = max(target_soc - soc, 0.0) * capacity_kwh
+    if short_kwh <= 0 or max_kw <= 0:
+        return 0.0
+    window_h = hours_left - react_h
+    if window_h <= 1e-9:
+        return max_kw
+    return min(max_kw, short_kwh / efficiency / window_h)
+
+
 @dataclass(frozen=True)
 class DeviceStatus:
     """What the device last told us."""

@@ -23,26 +23,31 @@ from typing import Any
 
 import pandas as pd
 
+from cems.accounting import Flows, flows_from_store, flows_from_trace, site_figures
+from cems.accounting.ev import ev_figures
+from cems.accounting.flows import means_from_trace, soc_means_from_trace
 from cems.config.model import SiteConfig
 from cems.devices import build_devices, simulation_spec
 from cems.runtime.clock import SteppedClock
 from cems.runtime.demo_households import resident_outputs
+from cems.runtime.demo_worlds import Recorder, WorldRecord
 from cems.runtime.device_io import DeviceIO
-from cems.runtime.kpis import kpis, to_steps, with_grid
 from cems.runtime.runtime import Runtime
 from cems.runtime.schedule import JobStats, run_simulated
-from cems.store import open_store
+from cems.store import TelemetryStore, open_store
 from cems.store.db import SQLITE_FILE_NAME
 from device_drivers.sim import SiteSimulator
 from device_drivers.sim.twin import Twin
 
-#: Simulated seconds between physical samples of the traces.
-SAMPLE_S = 60
-
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """How the demo runs (simulated-time intervals are in simulated seconds/minutes)."""
+    """How the demo runs (simulated-time intervals are in simulated seconds/minutes).
+
+    ``warm_up_days``: days simulated first and left out of the figures (None: one when the
+    demo runs more than one day, else none), so the counted days start from a state the
+    controller made, not from the file's initial values.
+    """
 
     start: datetime
     days: int = 1
@@ -50,57 +55,14 @@ class DemoOptions:
     replan_interval_min: int = 60
     horizon_h: int = 24
     speed: float | None = None  # None: as fast as possible; else at most this x real time
+    warm_up_days: int | None = None
 
-
-def trace_row(config: SiteConfig, twin: Twin) -> dict[str, float]:
-    """Instantaneous powers of the simulated site (kW; ESS > 0 discharging)."""
-    state = twin.state()
-    row: dict[str, float] = {"load_kw": state["_site"]["base_load_kw"]}
-    row["pv_kw"] = sum(state[p.id]["active_power_kw"] for p in config.assets.pv if p.id in state)
-    row["ev_kw"] = sum(state[c.id]["active_power_kw"] for c in config.assets.ev_chargers
-                       if c.id in state)
-    row["fc_kw"] = row["fc_heat_kw"] = row["ess_kw"] = 0.0
-    for fc in config.assets.fuel_cells:
-        if fc.id in state:
-            row[f"fc_{fc.id}_kw"] = state[fc.id]["active_power_kw"]
-            row["fc_kw"] += state[fc.id]["active_power_kw"]
-            row["fc_heat_kw"] += state[fc.id]["heat_output_kw"]
-    stored = capacity = 0.0
-    for ess in config.assets.ess:
-        if ess.id in state:
-            row[f"ess_{ess.id}_kw"] = state[ess.id]["active_power_kw"]
-            row["ess_kw"] += state[ess.id]["active_power_kw"]
-            stored += state[ess.id]["soc_pct"] * ess.capacity_kwh
-            capacity += ess.capacity_kwh
-    row["ess_soc_pct"] = stored / capacity if capacity else 0.0
-    return row
-
-
-class _Recorder:
-    """Steps the controlled and the baseline world together and samples both."""
-
-    def __init__(self, config: SiteConfig, sim: SiteSimulator, baseline: Twin,
-                 clock: SteppedClock) -> None:
-        self.config, self.sim, self.baseline, self.clock = config, sim, baseline, clock
-        self.rows: list[dict[str, Any]] = []
-        self.base_rows: list[dict[str, Any]] = []
-        self.next_sample = clock.now()
-
-    def advance_to(self, when: datetime) -> None:
-        while self.next_sample < when:  # samples at t are taken on the way past t
-            self.sim.twin.advance_to(self.next_sample)
-            self.baseline.advance_to(self.next_sample)
-            self.rows.append({"time": self.next_sample, **trace_row(self.config, self.sim.twin)})
-            self.base_rows.append({"time": self.next_sample,
-                                   **trace_row(self.config, self.baseline)})
-            self.next_sample += timedelta(seconds=SAMPLE_S)
-        self.sim.advance_to(when)
-        self.baseline.advance_to(when)
-        self.clock.advance_to(when)
-
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return (pd.DataFrame(self.rows).set_index("time"),
-                pd.DataFrame(self.base_rows).set_index("time"))
+    @property
+    def warm_up(self) -> int:
+        """Days left out of the figures."""
+        if self.warm_up_days is not None:
+            return self.warm_up_days
+        return 1 if self.days > 1 else 0
 
 
 async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
@@ -113,13 +75,14 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
         stale.unlink(missing_ok=True)
     start = options.start
     end = start + timedelta(days=options.days)
+    counted_from = start + timedelta(days=options.warm_up)
     spec, skipped = simulation_spec(config)
     for note in skipped:
         say(f"  not simulated: {note}")
     sim = SiteSimulator(spec, start=start, autorun=False)
     baseline = Twin(spec, start=start)
     clock = SteppedClock(start)
-    recorder = _Recorder(config, sim, baseline, clock)
+    recorder = Recorder(config, sim, baseline, clock, snapshot_times=(counted_from, end))
     store = open_store(f"sqlite:///{db_path}")
     runtime_options = dataclasses.replace(
         Runtime.options_for(config), poll_interval_s=options.poll_interval_s,
@@ -151,11 +114,14 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     await sim.start()
     io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, runtime_options)
-    say(f"demo: {config.site.name}, {start:%Y-%m-%d} for {options.days} day(s), "
+    warm = (f", the first {options.warm_up} a warm-up left out of the figures"
+            if options.warm_up else "")
+    say(f"demo: {config.site.name}, {start:%Y-%m-%d} for {options.days} day(s){warm}, "
         f"{len(io.devices)} Modbus devices on 127.0.0.1")
     try:
         await run_simulated(runtime.jobs(start), start=start, end=end,
                             advance_to=recorder.advance_to, stats=stats, on_progress=on_progress)
+        recorder.finish(end)
         await runtime.aggregate()
         accuracy = {
             (start + timedelta(days=d)).date().isoformat():
@@ -167,27 +133,59 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
         await io.close()
         await sim.stop()
     wall_s = time.perf_counter() - wall0
-    trace, base_trace = recorder.frames()
-    summary = _summary(config, runtime, trace, base_trace, stats, wall_s)
+    trace = recorder.controlled.trace()
+    base_trace = recorder.uncontrolled.trace()
+    store_metered(config, store, trace[trace.index < end])
+    summary = _summary(config, store, runtime, recorder, (counted_from, end), stats, wall_s)
+    summary["counted"]["warm_up_days"] = options.warm_up
     summary["forecast_nmae_pct"] = accuracy
     summary["resident"] = resident_outputs(config, store, out_dir, start, end)
-    _write_outputs(config, out_dir, runtime, trace, base_trace, summary)
+    _write_outputs(config, out_dir, runtime, trace[trace.index < end],
+                   base_trace[base_trace.index < end], summary)
     store.engine.dispose()
     return summary
 
 
-def _summary(config: SiteConfig, runtime: Runtime, trace: pd.DataFrame,
-             base_trace: pd.DataFrame, stats: dict[str, JobStats], wall_s: float
+def store_metered(config: SiteConfig, store: TelemetryStore, trace: pd.DataFrame) -> None:
+    """Store the simulated world's 15-minute means as its meters' interval data.
+
+    A real site's revenue and sub-meters deliver interval energy; the runtime's polls every
+    few minutes only sample it. The demo's meters are the simulator, so their exact interval
+    means replace the poll-based aggregates, and every screen reading the store (daily
+    report, ZEB report, web) shows the figures the demo prints.
+    """
+    store.write_interval_means(means_from_trace(config, trace), quantity="active_power_kw")
+    store.write_interval_means(soc_means_from_trace(config, trace), quantity="soc_pct")
+
+
+def world_figures(config: SiteConfig, flows: Flows, record: WorldRecord,
+                  window: tuple[datetime, datetime]) -> dict[str, Any]:
+    """One world's figures over ``window``: energy, charging service, costs and CO2."""
+    start, end = window
+    ev = ev_figures(record.sessions_between(start, end), record.snapshots.get(start, []),
+                    record.snapshots.get(end, []))
+    return site_figures(config, flows, ev)
+
+
+def _summary(config: SiteConfig, store: TelemetryStore, runtime: Runtime, recorder: Recorder,
+             window: tuple[datetime, datetime], stats: dict[str, JobStats], wall_s: float
              ) -> dict[str, Any]:
-    step_min = config.scheduler.step_min
-    cems, base = kpis(config, trace, step_min=step_min), kpis(config, base_trace,
-                                                             step_min=step_min)
+    start, end = window
+    cems = world_figures(config, flows_from_store(config, store, start, end),
+                         recorder.controlled, window)
+    base_trace = recorder.uncontrolled.trace()
+    base_trace = base_trace[(base_trace.index >= start) & (base_trace.index < end)]
+    base = world_figures(config, flows_from_trace(config, base_trace), recorder.uncontrolled,
+                         window)
+    tz = config.site.timezone
     return {
+        "counted": {"start": pd.Timestamp(start).tz_convert(tz).isoformat(),
+                    "end": pd.Timestamp(end).tz_convert(tz).isoformat()},
         "cems": cems,
         "baseline": base,
         "saving_krw": base["cost_krw"]["net"] - cems["cost_krw"]["net"],
         "self_sufficiency_gain_pct_points": round(
-            cems["self_sufficiency_pct"] - base["self_sufficiency_pct"], 3),
+            (cems["self_sufficiency_pct"] or 0.0) - (base["self_sufficiency_pct"] or 0.0), 3),
         "runtime": dataclasses.asdict(runtime.counters),
         "alarms": len(runtime.store.alarms()),
         "jobs": {name: {"runs": s.runs, "failures": s.failures, "mean_s": round(
@@ -197,11 +195,26 @@ def _summary(config: SiteConfig, runtime: Runtime, trace: pd.DataFrame,
     }
 
 
+def with_grid(trace: pd.DataFrame) -> pd.DataFrame:
+    """Add ``grid_kw`` (import > 0) from the balance of the site totals."""
+    out = trace.copy()
+    out["grid_kw"] = out["load_kw"] + out["ev_kw"] - out["pv_kw"] - out["fc_kw"] - out["ess_kw"]
+    return out
+
+
+def to_steps(trace: pd.DataFrame, step_min: int = 15) -> pd.DataFrame:
+    """Mean powers per ``step_min`` interval (energy-preserving for regular samples)."""
+    return trace.resample(f"{step_min}min").mean().dropna(how="all")
+
+
+ACTUAL_COLUMNS = ("load_kw", "pv_kw", "fc_kw", "ess_kw", "ev_kw", "grid_kw", "ess_soc_pct")
+
+
 def _write_outputs(config: SiteConfig, out_dir: Path, runtime: Runtime, trace: pd.DataFrame,
                    base_trace: pd.DataFrame, summary: dict[str, Any]) -> None:
     step_min = config.scheduler.step_min
-    actual = to_steps(with_grid(trace), step_min)
-    actual["baseline_grid_kw"] = to_steps(with_grid(base_trace), step_min)["grid_kw"]
+    actual = to_steps(with_grid(trace)[list(ACTUAL_COLUMNS)], step_min)
+    actual["baseline_grid_kw"] = to_steps(with_grid(base_trace)[["grid_kw"]], step_min)["grid_kw"]
     actual.index.name = "timestamp"
     actual.round(3).to_csv(out_dir / "actuals.csv", date_format="%Y-%m-%dT%H:%M:%S%z")
     if runtime.plan_log:
@@ -210,8 +223,9 @@ def _write_outputs(config: SiteConfig, out_dir: Path, runtime: Runtime, trace: p
                                                    name="timestamp"))
         keep = [c for c in plan.columns if not c.startswith("ev_evc")]
         plan[keep].round(3).to_csv(out_dir / "plan.csv", date_format="%Y-%m-%dT%H:%M:%S%z")
-    (out_dir / "kpis.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                                       encoding="utf-8")
+    (out_dir / "kpis.json").write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+        encoding="utf-8")
     _chart(config, actual, out_dir / "power_flows.png")
 
 
@@ -246,19 +260,34 @@ def _chart(config: SiteConfig, actual: pd.DataFrame, path: Path) -> None:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The KPI table printed at the end of the demo."""
+    """The table the demo prints: both worlds' figures over the counted days."""
     c, b = summary["cems"], summary["baseline"]
+
+    def num(x: float | None) -> float:
+        return float("nan") if x is None else float(x)
+
     rows = [
         ("self-sufficiency (%)", c["self_sufficiency_pct"], b["self_sufficiency_pct"]),
         ("net cost (KRW)", c["cost_krw"]["net"], b["cost_krw"]["net"]),
         ("grid import (kWh)", c["import_kwh"], b["import_kwh"]),
+        ("grid export (kWh)", c["export_kwh"], b["export_kwh"]),
         ("peak import (kW)", c["peak_import_kw"], b["peak_import_kw"]),
+        ("energy into cars (kWh)", c.get("ev_energy_kwh"), b.get("ev_energy_kwh")),
+        ("car targets met (%)", c.get("ev_targets_met_pct"), b.get("ev_targets_met_pct")),
         ("V2G discharge (kWh)", c["v2g_kwh"], b["v2g_kwh"]),
+        ("battery change (kWh)", c["storage_change_kwh"], b["storage_change_kwh"]),
         ("fuel cell (kWh)", c["fc_kwh"], b["fc_kwh"]),
-        ("CO2 (kg)", c["co2_kg"], b["co2_kg"]),
+        ("heat used (kWh)", c["heat_used_kwh"], b["heat_used_kwh"]),
+        ("CO2 incl. fuel-cell gas (kg)", c["co2_kg"], b["co2_kg"]),
     ]
-    lines = [f"  {'':24s} {'CEMS':>14s} {'no CEMS':>14s}"]
-    lines += [f"  {name:24s} {x:>14,.1f} {y:>14,.1f}" for name, x, y in rows]
+    counted = summary.get("counted", {})
+    lines = [f"  counted {counted.get('start', '?')} to {counted.get('end', '?')}"
+             + (f" (after {counted['warm_up_days']} warm-up day(s))"
+                if counted.get("warm_up_days") else ""),
+             f"  {'':30s} {'CEMS':>14s} {'no CEMS':>14s}"]
+    lines += [f"  {name:30s} {num(x):>14,.1f} {num(y):>14,.1f}" for name, x, y in rows]
+    lines.append("  cost lines (KRW), CEMS / no CEMS: " + ", ".join(
+        f"{k} {c['cost_krw'][k]:,} / {b['cost_krw'][k]:,}" for k in c["cost_krw"] if k != "net"))
     lines.append(f"  saving: {summary['saving_krw']:,.0f} KRW; self-sufficiency "
                  f"{summary['self_sufficiency_gain_pct_points']:+.1f} points")
     for day, scores in summary.get("forecast_nmae_pct", {}).items():

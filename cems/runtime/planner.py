@@ -26,7 +26,8 @@ from cems.runtime.state import SiteState
 
 log = logging.getLogger(__name__)
 
-#: Assumptions for vehicles found plugged in (the charger does not know them).
+#: Assumptions for vehicles found plugged in, where the charger does not report the driver's
+#: needs (target SOC, departure); chargers that do (ISO 15118 through the charger) are used.
 EV_BATTERY_KWH = 60.0
 EV_ASSUMED_STAY_H = 4.0
 EV_TARGET_SOC = 0.8
@@ -57,6 +58,15 @@ class Plan:
     @property
     def end(self) -> datetime:
         return (self.schedule.index[-1] + self.step).to_pydatetime()
+
+    def covers_ev_session(self, charger_id: str, now: datetime) -> bool:
+        """True when the plan knew of a car on ``charger_id`` plugged in at ``now``."""
+        sessions = self.inputs.ev_sessions if self.inputs is not None else None
+        if sessions is None or sessions.empty:
+            return False
+        mine = sessions[sessions["charger_id"] == charger_id]
+        when = pd.Timestamp(now)
+        return bool(((mine["arrival"] <= when) & (when < mine["departure"])).any())
 
     def row_at(self, now: datetime) -> pd.Series | None:
         """The schedule step containing ``now``, or None outside the plan."""
@@ -108,7 +118,8 @@ def live_inputs(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState,
 
 def _live_sessions(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState
                    ) -> pd.DataFrame:
-    """One EV session per charger with a vehicle plugged in now (assumed stay and target)."""
+    """One EV session per charger with a vehicle plugged in now: the driver's target and
+    departure as the charger reports them, else the assumed ones."""
     rows = []
     start = index[0]
     end = index[-1] + (index[1] - index[0])
@@ -117,15 +128,17 @@ def _live_sessions(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState
         if not status.ev_connected:
             continue
         soc = status.soc if status.soc is not None and status.soc > 0 else EV_UNKNOWN_SOC
-        departure = min(start + pd.Timedelta(hours=EV_ASSUMED_STAY_H), end)
+        target, stay_h, capacity = state.ev_needs(charger.id)
+        stay = pd.Timedelta(hours=stay_h if stay_h is not None else EV_ASSUMED_STAY_H)
+        departure = min(start + stay, end)
         rows.append({
             "session_id": f"{charger.id}-live",
             "charger_id": charger.id,
             "arrival": start,
             "departure": departure,
-            "battery_kwh": EV_BATTERY_KWH,
+            "battery_kwh": capacity if capacity is not None else EV_BATTERY_KWH,
             "soc_arrival": min(soc, 1.0),
-            "soc_target": max(min(soc, 1.0), EV_TARGET_SOC),
+            "soc_target": max(min(soc, 1.0), target if target is not None else EV_TARGET_SOC),
             "v2g": charger.bidirectional,
         })
     columns = ["session_id", "charger_id", "arrival", "departure", "battery_kwh", "soc_arrival",

@@ -28,7 +28,15 @@ import optimizer as opt
 import tariffs
 from cems.config.model import SiteConfig
 from cems.dispatch.fallback import self_consumption_commands
-from cems.dispatch.safety import Command, clamp, hold_grid_limits, is_stale, safe_state
+from cems.dispatch.safety import (
+    Command,
+    DeviceStatus,
+    clamp,
+    ev_need_kw,
+    hold_grid_limits,
+    is_stale,
+    safe_state,
+)
 from cems.errors import CemsError
 from cems.forecast.accuracy import nmae_pct
 from cems.forecast.load import similar_days_forecast, simple_day_types
@@ -49,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Days of load history the similar-day forecast looks back over.
 LOOKBACK_DAYS = 28
+#: A car plugging in re-plans at once unless the plan in force is younger than this.
+NEW_CAR_REPLAN_MIN = 15
 
 
 @dataclass
@@ -109,6 +119,7 @@ class Runtime:
         self._bid_lock = asyncio.Lock()
         self._bid_tries: dict[tuple[date, int], datetime] = {}  # last attempt per (D, round)
         self._bids_missed: set[tuple[date, int]] = set()
+        self._cars: set[str] = set()  # chargers with a car plugged in at the last poll
 
     @classmethod
     def options_for(cls, config: SiteConfig) -> RuntimeOptions:
@@ -140,6 +151,22 @@ class Runtime:
                 log.info("%s reachable again", result.id)
         self.counters.readings_stored += self.store.write_readings(rows)
         self.counters.polls += 1
+        await self._replan_for_new_cars(now)
+
+    async def _replan_for_new_cars(self, now: datetime) -> None:
+        """A car that plugged in since the last poll gets a plan that knows its needs: re-plan
+        now unless the plan is younger than :data:`NEW_CAR_REPLAN_MIN` (until then dispatch
+        charges it at full power, as an uncontrolled charger would)."""
+        cars = {c.id for c in self.config.assets.ev_chargers
+                if c.id in self.io.devices and self.state.status(c.id).ev_connected}
+        arrived, self._cars = cars - self._cars, cars
+        if not arrived or self.plan is None:
+            return
+        age = now - self.plan.created
+        if age >= timedelta(minutes=NEW_CAR_REPLAN_MIN):
+            self.counters.extra["new_car_replans"] = \
+                self.counters.extra.get("new_car_replans", 0) + 1
+            await self.replan()
 
     async def aggregate(self) -> None:
         """Aggregate the last intervals of readings."""
@@ -420,7 +447,10 @@ class Runtime:
                 if device_id in stale:
                     commands.append(safe_state(limits, status, now, expiry, "stale data"))
                     continue
-                wanted = _planned_kw(row, limits.kind, device_id, self.config, status)
+                wanted = _planned_kw(row, limits.kind, device_id, self.config, status,
+                                     self.plan, now)
+                if limits.kind == "ev_charger" and wanted is not None:
+                    wanted = max(wanted, self._ev_need_kw(device_id, status))
                 if wanted is None:
                     continue
                 commands.append(clamp(wanted, limits, status, now=now, expiry=expiry,
@@ -501,6 +531,19 @@ class Runtime:
 
     # ------------------------------------------------------------------ helpers
 
+    def _ev_need_kw(self, charger_id: str, status: DeviceStatus) -> float:
+        """What the plugged-in car needs now to leave at its target (0 if unknown)."""
+        if not status.ev_connected or status.soc is None:
+            return 0.0
+        target, hours_left, capacity = self.state.ev_needs(charger_id)
+        if target is None or hours_left is None or capacity is None:
+            return 0.0
+        charger = next(c for c in self.config.assets.ev_chargers if c.id == charger_id)
+        return ev_need_kw(soc=status.soc, target_soc=target, capacity_kwh=capacity,
+                          hours_left=hours_left, efficiency=charger.efficiency,
+                          max_kw=charger.max_kw,
+                          react_h=self.options.poll_interval_s / 3600.0)
+
     def _stale_devices(self, now: datetime) -> set[str]:
         return {d for d in self.limits
                 if is_stale(self.state.status(d), now, self.options.poll_interval_s)}
@@ -543,7 +586,8 @@ class Runtime:
 
 
 def _planned_kw(row: pd.Series, kind: str, device_id: str, config: SiteConfig,
-                status: object) -> float | None:
+                status: object, plan: Plan | None = None,
+                now: datetime | None = None) -> float | None:
     """The plan's power for one device at this step (command sign convention)."""
     if kind == "ess":
         return float(row.get(f"ess_{device_id}_discharge_kw", 0.0)
@@ -552,8 +596,11 @@ def _planned_kw(row: pd.Series, kind: str, device_id: str, config: SiteConfig,
         return float(row.get(f"fc_{device_id}_kw", 0.0))
     if kind == "ev_charger":
         charge = row.get(f"ev_{device_id}_charge_kw")
-        if charge is None:  # no session planned here: a newly plugged car charges at max
-            connected = getattr(status, "ev_connected", False)
+        connected = getattr(status, "ev_connected", False)
+        if charge is None or (connected and plan is not None
+                              and not plan.covers_ev_session(device_id, now)):
+            # a car the plan does not know (plugged in since): full power, as an
+            # uncontrolled charger would, until a plan includes it
             charger = next(c for c in config.assets.ev_chargers if c.id == device_id)
             return charger.max_kw if connected else 0.0
         return float(charge - row.get(f"ev_{device_id}_discharge_kw", 0.0))

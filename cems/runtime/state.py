@@ -40,6 +40,15 @@ class SiteState:
             return False
         return not all(r.quality is Quality.COMM_LOST for r in readings.values())
 
+    def ev_needs(self, device_id: str) -> tuple[float | None, float | None, float | None]:
+        """The plugged-in car's target SOC (0-1), hours until departure and battery capacity
+        (kWh), as the charger reports them (ISO 15118 needs); None where it does not know."""
+        target = self.value(device_id, "ev_target_soc_pct")
+        minutes = self.value(device_id, "departure_in_min")
+        capacity = self.value(device_id, "ev_capacity_kwh")
+        return (target / 100.0 if target else None, minutes / 60.0 if minutes else None,
+                capacity if capacity else None)
+
     def status(self, device_id: str) -> DeviceStatus:
         """The device's status for the safety layer."""
         soc_pct = self.value(device_id, "soc_pct")

@@ -193,7 +193,12 @@ EV_IDLE, EV_CONNECTED, EV_CHARGING, EV_DISCHARGING = 0, 1, 2, 3
 
 @dataclass
 class EvChargerModel:
-    """A charger with random sessions: arrival, SOC integration, departure."""
+    """A charger with random sessions: arrival, SOC integration, departure.
+
+    Each session has the driver's needs, as ISO 15118 would report them: a target SOC (the
+    car's charge limit: it accepts no charging above it) and a departure time. Without a
+    setpoint the charger runs uncontrolled: full power from arrival until the target.
+    """
 
     max_kw: float
     rng: random.Random
@@ -208,25 +213,34 @@ class EvChargerModel:
     setpoint_kw: float | None = None
     power_kw: float = 0.0
     session_energy_kwh: float = 0.0
+    target_soc_pct: float = 80.0
+    arrival_soc_pct: float = 0.0
+    departed: list[tuple[float, float, float]] = field(default_factory=list)
+    """(arrival SOC, departure SOC, target SOC) of each session that ended, oldest first;
+    a recorder may read and clear it."""
 
-    def arrive(self, soc_pct: float, stay_h: float) -> None:
+    def arrive(self, soc_pct: float, stay_h: float, target_soc_pct: float = 80.0) -> None:
         self.connected, self.ev_soc_pct, self.hours_left = True, soc_pct, stay_h
         self.session_energy_kwh, self.setpoint_kw = 0.0, None
+        self.target_soc_pct, self.arrival_soc_pct = target_soc_pct, soc_pct
 
     def step(self, dt_h: float) -> None:
         if not self.connected:
             self.power_kw = 0.0
             if self.rng.random() < 1 - math.exp(-self.arrivals_per_h * dt_h):
-                self.arrive(self.rng.uniform(20, 60), self.rng.uniform(2, 10))
+                self.arrive(self.rng.uniform(20, 60), self.rng.uniform(2, 10),
+                            self.rng.uniform(70, 90))
             return
         self.hours_left -= dt_h
         if self.hours_left <= 0:
+            self.departed.append((self.arrival_soc_pct, self.ev_soc_pct, self.target_soc_pct))
             self.connected, self.power_kw, self.setpoint_kw = False, 0.0, None
             return
         wanted = self.max_kw if self.setpoint_kw is None else self.setpoint_kw
         p = max(-self.max_discharge_kw, min(self.max_kw, wanted))
-        if p > 0 and self.ev_soc_pct >= 100.0:
-            p = 0.0
+        if p > 0:  # the car's charge limit: nothing above the target SOC
+            room_kwh = (self.target_soc_pct - self.ev_soc_pct) / 100 * self.battery_kwh
+            p = min(p, max(room_kwh, 0.0) / self.efficiency / dt_h) if dt_h > 0 else p
         if p < 0 and self.ev_soc_pct <= 20.0:
             p = 0.0  # keep a reserve for the driver
         into_battery = p * self.efficiency if p > 0 else p / self.efficiency

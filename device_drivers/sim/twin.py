@@ -133,7 +133,7 @@ class Twin:
                 efficiency=_float(p, "efficiency", 0.92),
             )
             if rng.random() < 0.5:
-                model.arrive(rng.uniform(20, 60), rng.uniform(1, 8))
+                model.arrive(rng.uniform(20, 60), rng.uniform(1, 8), rng.uniform(70, 90))
             return model
         if spec.kind == "meter":
             return MeterModel()
@@ -203,6 +203,9 @@ class Twin:
             setpoint = m.setpoint_kw if m.setpoint_kw is not None else 0.0
             return {"active_power_kw": m.power_kw, "session_state": float(m.session_state),
                     "ev_soc_pct": m.ev_soc_pct if m.connected else 0.0,
+                    "ev_target_soc_pct": m.target_soc_pct if m.connected else 0.0,
+                    "departure_in_min": max(m.hours_left, 0.0) * 60 if m.connected else 0.0,
+                    "ev_capacity_kwh": m.battery_kwh if m.connected else 0.0,
                     "session_energy_kwh": m.session_energy_kwh, "power_setpoint_kw": setpoint}
         assert isinstance(m, MeterModel)
         # balanced three phases: I = |P| / (3 x V_phase)

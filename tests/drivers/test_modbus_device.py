@@ -59,10 +59,13 @@ IMAGES: dict[str, tuple[dict[int, int], dict[str, float]]] = {
          "power_setpoint_kw": 150.0, "heartbeat_count": 3.0},
     ),
     "generic_ev_charger": (
-        # -750 x 0.01 = -7.5 kW (V2G); soc 655 x 0.1; 1234 x 0.01 kWh
-        {0: s16(-750), 1: 3, 2: 655, 3: 0, 4: 1234, 5: 9, 10: s16(-750)},
+        # -750 x 0.01 = -7.5 kW (V2G); soc 655 x 0.1; 1234 x 0.01 kWh; the driver's needs:
+        # target 800 x 0.1 = 80 %, leaving in 135 min, battery 602 x 0.1 = 60.2 kWh
+        {0: s16(-750), 1: 3, 2: 655, 3: 0, 4: 1234, 5: 9, 6: 800, 7: 135, 8: 602,
+         10: s16(-750)},
         {"active_power_kw": -7.5, "session_state": 3.0, "ev_soc_pct": 65.5,
-         "session_energy_kwh": 12.34, "power_setpoint_kw": -7.5, "heartbeat_count": 9.0},
+         "session_energy_kwh": 12.34, "power_setpoint_kw": -7.5, "heartbeat_count": 9.0,
+         "ev_target_soc_pct": 80.0, "departure_in_min": 135.0, "ev_capacity_kwh": 60.2},
     ),
     "generic_meter_3ph": (
         dict(enumerate(f32(230.5) + f32(231.0) + f32(229.5) + f32(-42.25) + f32(1000.5)
