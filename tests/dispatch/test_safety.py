@@ -223,3 +223,22 @@ def test_fallback_shares_deficit_by_power_limit():
 def test_plan_covers():
     assert plan_covers(NOW - timedelta(hours=1), NOW + timedelta(hours=1), NOW)
     assert not plan_covers(NOW - timedelta(hours=2), NOW, NOW)
+
+
+def test_a_car_gets_at_least_what_it_needs_to_leave_at_its_target() -> None:
+    from cems.dispatch.safety import ev_need_kw
+
+    # 40 % -> 80 % of 60 kWh = 24 kWh into the battery, / 0.92 = 26.087 kWh AC, over the
+    # 4 h left minus the 5 minutes until the next dispatch: 26.087 / 3.9167 = 6.661 kW
+    need = ev_need_kw(soc=0.4, target_soc=0.8, capacity_kwh=60, hours_left=4.0,
+                      efficiency=0.92, max_kw=11, react_h=5 / 60)
+    assert need == pytest.approx(24 / 0.92 / (4 - 5 / 60))
+    # too little time: full power (the car leaves short, as uncontrolled charging would)
+    assert ev_need_kw(soc=0.4, target_soc=0.8, capacity_kwh=60, hours_left=1.0,
+                      efficiency=0.92, max_kw=11, react_h=5 / 60) == 11
+    # leaving before the next dispatch: full power now
+    assert ev_need_kw(soc=0.79, target_soc=0.8, capacity_kwh=60, hours_left=0.05,
+                      efficiency=0.92, max_kw=7, react_h=5 / 60) == 7
+    # target met: nothing needed
+    assert ev_need_kw(soc=0.85, target_soc=0.8, capacity_kwh=60, hours_left=2.0,
+                      efficiency=0.92, max_kw=11, react_h=5 / 60) == 0.0
