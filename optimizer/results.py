@@ -258,7 +258,9 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
         stats["smoothing_krw"] = sum(
             float((cost[f.start:f.start + f.n] * x[f.start:f.start + f.n]).sum())
             for f in (lay.vars["grid_ramp_up_kw"], lay.vars["grid_ramp_down_kw"]))
-    site_load = p.arrays["load_kw"] + defer_total + ev_ch_total - ev_dis_total
+    # consumption as the application's accounting defines it (cems.accounting.figures):
+    # loads and EV charging; V2G is supply, not negative consumption
+    site_load = p.arrays["load_kw"] + defer_total + ev_ch_total
     gen = pv_total + fc_total
     load_kwh = float(site_load.sum()) * dt
     gen_kwh = float(gen.sum()) * dt

@@ -110,3 +110,35 @@ def test_planned_heat_use_equals_the_accountings(sejong: SiteConfig) -> None:
     assert used.sum() < produced.sum()  # more heat than the site can use: not all credited
     assert r.cost_breakdown["heat_credit_krw"] == pytest.approx(
         -fc.heat_value_krw_per_kwh * used.sum(), abs=1e-4)
+
+
+def test_planned_self_sufficiency_is_the_accountings(sejong: SiteConfig) -> None:
+    # The plan's self-sufficiency is the accounting's figure for the plan's flows: V2G is
+    # supply, not negative consumption (one definition of self-sufficiency everywhere).
+    from cems.accounting.figures import energy_figures
+
+    idx = horizon_index(sejong, "2026-07-15", 1)
+    inputs = default_inputs(sejong, idx)
+    r = opt.solve(build_problem(sejong, inputs, idx)[0], solve_options())
+    s = r.schedule
+    utc = idx.tz_convert("UTC")
+    means = pd.DataFrame({sejong.site.grid.meter: (s["grid_import_kw"] - s["grid_export_kw"])
+                          .to_numpy()}, index=utc)
+    means["pv"] = s[[c for c in s.columns if c.startswith("pv_") and c.endswith("_kw")
+                     and "curtailed" not in c]].sum(axis=1).to_numpy()
+    means["fc"] = s[[f"fc_{f.id}_kw" for f in sejong.assets.fuel_cells]].sum(axis=1).to_numpy()
+    means["ess"] = sum((s[f"ess_{e.id}_discharge_kw"] - s[f"ess_{e.id}_charge_kw"]).to_numpy()
+                       for e in sejong.assets.ess)
+    # charging and V2G as two chargers: a net column would hide a step with both
+    means["ev"] = s["ev_charge_kw"].to_numpy()
+    means["v2g"] = -s["ev_discharge_kw"].to_numpy()
+    charger = sejong.assets.ev_chargers[0]
+    site = sejong.model_copy(update={"assets": sejong.assets.model_copy(update={
+        "pv": (sejong.assets.pv[0].model_copy(update={"id": "pv"}),),
+        "fuel_cells": (sejong.assets.fuel_cells[0].model_copy(update={"id": "fc"}),),
+        "ess": (sejong.assets.ess[0].model_copy(update={"id": "ess"}),),
+        "ev_chargers": (charger.model_copy(update={"id": "ev"}),
+                        charger.model_copy(update={"id": "v2g"}))})})
+    figures = energy_figures(flows_from_means(site, means))
+    assert r.kpis["self_sufficiency_pct"] == pytest.approx(figures["self_sufficiency_pct"],
+                                                           abs=1e-3)
