@@ -230,22 +230,11 @@ def _meters_and_households(config: SiteConfig) -> Iterator[Finding]:
         )
 
 
-def _upstream(meter_id: str, behind: dict[str, str | None]) -> list[str]:
-    """The meters above ``meter_id``, nearest first (stops at a cycle)."""
-    chain: list[str] = []
-    current = behind.get(meter_id)
-    while current is not None and current not in chain and current != meter_id:
-        chain.append(current)
-        current = behind.get(current)
-    return chain
-
-
 def _meter_topology(config: SiteConfig) -> Iterator[Finding]:
     """``meters[].behind`` names a known meter, without cycles; the grid meter is on the grid;
     assets sit behind the site's grid meter (the only place the planner and the accounting
     handle today)."""
     meters = {m.id: m for m in config.meters}
-    behind = {m.id: m.behind for m in config.meters}
     for i, meter in enumerate(config.meters):
         if meter.behind is None:
             continue
@@ -255,7 +244,7 @@ def _meter_topology(config: SiteConfig) -> Iterator[Finding]:
         elif meter.kind == "grid":
             yield Finding(where, f"a grid meter is the site's connection to the grid and is "
                           f"behind no other meter (got {meter.behind!r})")
-        elif meter.id in _upstream(meter.behind, behind) or meter.behind == meter.id:
+        elif meter.id in config.upstream_meters(meter.behind) or meter.behind == meter.id:
             yield Finding(where, f"meters behind each other in a loop ({meter.id!r} and "
                           f"{meter.behind!r})")
     grid = config.site.grid.meter
@@ -288,7 +277,7 @@ def _contract(config: SiteConfig) -> Iterator[Finding]:
     grid = config.site.grid
     contract, plan, grid_meter = grid.contract, grid.tariff_plan, grid.meter
     behind = {m.id: m.behind for m in config.meters}
-    inside = {m for m in behind if grid_meter is not None and grid_meter in _upstream(m, behind)}
+    inside = {m for m in behind if config.behind_grid_meter(m)}
     where_plan = ("site", "grid", "tariff_plan")
     name = _plan_name(plan)
     if contract != "general" and grid_meter is None:

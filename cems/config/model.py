@@ -538,3 +538,19 @@ class SiteConfig(StrictModel):
     brokerage: Brokerage = Brokerage()
     demand_response: DemandResponse = DemandResponse()
     scheduler: Scheduler = Scheduler()
+
+    def upstream_meters(self, meter_id: str) -> list[str]:
+        """The meters above ``meter_id`` (``meters[].behind``), nearest first; stops at a
+        loop (which validation reports)."""
+        behind = {m.id: m.behind for m in self.meters}
+        chain: list[str] = []
+        current = behind.get(meter_id)
+        while current is not None and current not in chain and current != meter_id:
+            chain.append(current)
+            current = behind.get(current)
+        return chain
+
+    def behind_grid_meter(self, meter_id: str) -> bool:
+        """True when ``meter_id`` sits (directly or not) behind the site's grid meter."""
+        grid = self.site.grid.meter
+        return grid is not None and grid in self.upstream_meters(meter_id)

@@ -41,21 +41,10 @@ from cems.reports.savings import (
 from cems.store import TelemetryStore
 
 
-def upstream_meters(config: SiteConfig, meter_id: str) -> list[str]:
-    """The meters above ``meter_id`` (``meters[].behind``), nearest first."""
-    behind = {m.id: m.behind for m in config.meters}
-    chain: list[str] = []
-    current = behind.get(meter_id)
-    while current is not None and current not in chain and current != meter_id:
-        chain.append(current)
-        current = behind.get(current)
-    return chain
-
-
 def delivery(config: SiteConfig, household: Household) -> Delivery:
     """How the community's assets reach ``household`` (see the module docstring)."""
     grid = config.site.grid
-    inside = grid.meter is not None and grid.meter in upstream_meters(config, household.meter)
+    inside = config.behind_grid_meter(household.meter)
     if household.tariff_plan is None or (inside and grid.contract != "composite"):
         return "through_site"
     return "behind_meter" if inside else "own_connection"
