@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from optimizer import InfeasibleError
 from optimizer.problem import DispatchProblem, FuelCell, PrecheckResult, SolveOptions
 
 INF = math.inf
@@ -170,11 +171,15 @@ def add_grid(lay: Layout, p: DispatchProblem, bal: Balance) -> None:
     a, n, dt = p.arrays, p.n_steps, p.step_h
     t = np.arange(n)
     imp_ub = a["import_limit"].copy()
+    imp_lb = np.zeros(n)
     for e in p.dr_events:
-        if e.hard:
+        if e.hard and e.participants_use_kw is None:
             sl = slice(e.start_step, e.end_step)
-            imp_ub[sl] = np.minimum(imp_ub[sl], e.baseline_kw - e.reduction_kw)
-    imp = lay.var("grid_import_kw", n, 0.0, imp_ub, a["import_price"] * dt)
+            if e.increase:  # 플러스DR: an import floor
+                imp_lb[sl] = np.maximum(imp_lb[sl], e.baseline_kw + e.reduction_kw)
+            else:
+                imp_ub[sl] = np.minimum(imp_ub[sl], e.baseline_kw - e.reduction_kw)
+    imp = lay.var("grid_import_kw", n, imp_lb, imp_ub, a["import_price"] * dt)
     exp = lay.var("grid_export_kw", n, 0.0, a["export_limit"], -p.export_price() * dt)
     bal.add(imp, t, 1.0)
     bal.add(exp, t, -1.0)
@@ -182,8 +187,13 @@ def add_grid(lay: Layout, p: DispatchProblem, bal: Balance) -> None:
     if mode == "auto" and p.brokerage is None:
         # binaries only where exporting pays at least what importing costs
         steps = np.flatnonzero(p.export_price() >= a["import_price"])
-    elif mode == "auto":  # brokered PV is metered and sold apart from the site's import
-        steps = t[:0]
+    elif mode == "auto" and p.brokerage.metered_apart:
+        steps = t[:0]  # brokered PV on its own trading meter: sold apart from the import
+    elif mode == "auto":
+        # behind the site meter the meter nets: no export while importing, where exporting
+        # pays at least what importing costs and there is PV to export (export <= PV)
+        pv_avail = sum((a[f"pv:{s.id}"] for s in p.pv), start=np.zeros(n))
+        steps = np.flatnonzero((p.export_price() >= a["import_price"]) & (pv_avail > 0))
     elif mode:
         steps = t
     else:
@@ -542,18 +552,71 @@ def add_demand_charge(lay: Layout, p: DispatchProblem) -> None:
                        (k, peak, np.zeros(counts.size, np.int64), -1.0)], -INF, 0.0)
 
 
+def _supply_terms(lay: Layout, p: DispatchProblem, steps: np.ndarray
+                  ) -> list[tuple[np.ndarray, VarFamily, np.ndarray, float]]:
+    """Terms of the community's net local supply S at horizon ``steps`` (rows 0..len-1):
+    PV + fuel cells + ESS discharge - charge + V2G."""
+    k = np.arange(steps.size)
+    terms: list[tuple[np.ndarray, VarFamily, np.ndarray, float]] = []
+    for s in p.pv:
+        terms.append((k, lay.vars[f"pv_{s.id}_kw"], steps, 1.0))
+    for f in p.fuel_cells:
+        terms.append((k, lay.vars[f"fc_{f.id}_kw"], steps, 1.0))
+    for s in p.storage:
+        terms.append((k, lay.vars[f"ess_{s.id}_discharge_kw"], steps, 1.0))
+        terms.append((k, lay.vars[f"ess_{s.id}_charge_kw"], steps, -1.0))
+    if "ev_discharge_kw" in lay.vars and lay.ev_flat:
+        sid, step, _, v2g = lay.ev_flat
+        dis_steps = step[np.asarray(v2g)[sid]]
+        row_of = {int(t): i for i, t in enumerate(steps)}
+        cols = np.flatnonzero(np.isin(dis_steps, steps))
+        if cols.size:
+            rows = np.array([row_of[int(t)] for t in dis_steps[cols]])
+            terms.append((rows, lay.vars["ev_discharge_kw"], cols, 1.0))
+    return terms
+
+
 def add_dr(lay: Layout, p: DispatchProblem) -> None:
-    """Paid (soft) DR events: reduction r <= reduction_kw, r + import <= baseline."""
+    """Paid (soft) DR events at the site meter: reduction r <= reduction_kw and
+    r + import <= baseline (or, 플러스DR, import - r >= baseline); events measured on the
+    participants' meters: ``use - share x S`` held to ``baseline - reduction`` (hard) or paid
+    below the baseline (soft)."""
     imp = lay.vars["grid_import_kw"]
     for e in p.dr_events:
-        if e.hard:
-            continue
         n = e.end_step - e.start_step
         k = np.arange(n)
+        steps = np.arange(e.start_step, e.end_step)
+        if e.participants_use_kw is not None:
+            use = np.asarray(e.participants_use_kw, dtype=float)
+            share = float(e.supply_share)
+            supply = [(r, fam, c, -share * coef)
+                      for r, fam, c, coef in _supply_terms(lay, p, steps)]
+            if e.hard:  # -share x S <= baseline - reduction - use
+                if supply:
+                    lay.constrain(f"dr_{e.id}_meters", n, supply, -INF,
+                                  e.baseline_kw - e.reduction_kw - use)
+                elif np.any(use > e.baseline_kw - e.reduction_kw + 1e-9):
+                    raise InfeasibleError(
+                        f"DR event {e.id}: the participants' meters would read up to "
+                        f"{use.max():.4g} kW against a cap of "
+                        f"{e.baseline_kw - e.reduction_kw:.4g} kW, and nothing the site "
+                        "controls reaches them")
+                continue
+            r = lay.var(f"dr_{e.id}_reduction_kw", n, 0.0, e.reduction_kw,
+                        -e.price_krw_per_kwh * p.step_h)
+            lay.constrain(f"dr_{e.id}_baseline", n, [(k, r, k, 1.0), *supply], -INF,
+                          e.baseline_kw - use)
+            continue
+        if e.hard:
+            continue
         r = lay.var(f"dr_{e.id}_reduction_kw", n, 0.0, e.reduction_kw,
                     -e.price_krw_per_kwh * p.step_h)
-        lay.constrain(f"dr_{e.id}_baseline", n, [(k, r, k, 1.0), (k, imp, k + e.start_step, 1.0)],
-                      -INF, e.baseline_kw)
+        if e.increase:
+            lay.constrain(f"dr_{e.id}_baseline", n,
+                          [(k, imp, steps, 1.0), (k, r, k, -1.0)], e.baseline_kw, INF)
+        else:
+            lay.constrain(f"dr_{e.id}_baseline", n,
+                          [(k, r, k, 1.0), (k, imp, steps, 1.0)], -INF, e.baseline_kw)
 
 
 def add_brokerage(lay: Layout, p: DispatchProblem) -> None:
@@ -571,7 +634,7 @@ def add_brokerage(lay: Layout, p: DispatchProblem) -> None:
     steps = np.flatnonzero(np.isfinite(com))
     if not steps.size:
         return
-    block = steps // max(1, b.settlement_steps)
+    block = (steps + b.settlement_offset_steps) // max(1, b.settlement_steps)
     blocks, inv = np.unique(block, return_inverse=True)
     target = np.bincount(inv, weights=com[steps] * p.step_h)
     nb = blocks.size

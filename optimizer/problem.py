@@ -240,8 +240,18 @@ class DemandCharge:
 class DrEvent:
     """A demand-response event over ``[start_step, end_step)``.
 
-    ``hard``: import <= baseline - reduction in every event step. Otherwise the reduction
-    below the baseline (up to ``reduction_kw``) is paid at ``price_krw_per_kwh``.
+    Measured at the site's grid meter (default): ``hard``: import <= baseline - reduction in
+    every event step; otherwise the reduction below the baseline (up to ``reduction_kw``) is
+    paid at ``price_krw_per_kwh``. ``increase`` (플러스DR, consumption raised when renewable
+    output exceeds demand): import >= baseline + ``reduction_kw`` (hard), or the increase
+    above the baseline is paid (soft).
+
+    Measured on the participants' own meters (국민DR: ``participants_use_kw`` given): their
+    meters read their consumption minus the community's supply delivered behind them,
+    ``use - supply_share x S`` with ``S`` the community's net local supply (PV + fuel cell +
+    ESS discharge - charge + V2G); that reading, not the site's import, is held to
+    ``baseline - reduction`` (hard) or paid below the baseline (soft). With
+    ``supply_share`` 0 nothing the site controls moves those meters.
     """
 
     id: str
@@ -251,14 +261,22 @@ class DrEvent:
     reduction_kw: float
     price_krw_per_kwh: float = 0.0
     hard: bool = False
+    increase: bool = False
+    participants_use_kw: Series | None = None
+    """The participants' consumption forecast per event step (kW); None: site-metered."""
+    supply_share: float = 0.0
+    """Share of the community's net local supply delivered behind the participants' meters."""
 
 
 @dataclass(frozen=True)
 class Brokerage:
     """KPX small-scale brokerage: exports sold at SMP + REC - broker fee.
 
-    Only renewable output is brokered: exports never exceed PV output in a step. The PV is
-    taken to be metered apart (전량판매), so selling PV while importing for the load is allowed.
+    Only renewable output is brokered: exports never exceed PV output in a step. Behind the
+    site meter (``metered_apart`` False, the default) the trading meter is the site's grid
+    meter, which nets import and export: a step never both imports and exports where that
+    would pay. ``metered_apart`` True: the PV is on its own trading meter (전량판매), so
+    selling it while importing for the load is allowed.
 
     ``commitment_kw`` (NaN = no commitment) is the promised export power per step; the
     commitment is settled per ``settlement_steps`` block (an hour of 15-min steps = 4) and
@@ -271,6 +289,10 @@ class Brokerage:
     commitment_kw: Series | None = None
     settlement_steps: int = 4
     deviation_penalty_krw_per_kwh: float = 0.0
+    metered_apart: bool = False
+    settlement_offset_steps: int = 0
+    """Steps of the first settlement block that lie before the horizon's start (a horizon
+    starting at 10:15 on 15-minute steps: 1), so blocks fall on the clock's hours."""
 
 
 @dataclass(frozen=True)
@@ -518,7 +540,17 @@ def precheck(problem: DispatchProblem, options: SolveOptions) -> PrecheckResult:
             raise OptimizerError(f"deferrable load {d.id}: min_kw > max_kw")
     for e in problem.dr_events:
         _check_range(f"DR event {e.id}", e.start_step, e.end_step, n)
-        if e.hard and e.baseline_kw - e.reduction_kw < 0:
+        if e.participants_use_kw is not None:
+            use = np.asarray(e.participants_use_kw, dtype=float)
+            if use.shape != (e.end_step - e.start_step,) or not np.isfinite(use).all():
+                raise OptimizerError(f"DR event {e.id}: participants_use_kw needs one finite "
+                                     f"value per event step ({e.end_step - e.start_step})")
+            if e.increase:
+                raise OptimizerError(f"DR event {e.id}: a consumption increase is measured at "
+                                     "the site meter (participants' meters: reductions only)")
+            if not 0.0 <= e.supply_share <= 1.0:
+                raise OptimizerError(f"DR event {e.id}: supply_share must be in [0, 1]")
+        if e.hard and not e.increase and e.baseline_kw - e.reduction_kw < 0:
             raise InfeasibleError(
                 f"DR event {e.id}: committed reduction {e.reduction_kw:g} kW exceeds the "
                 f"baseline {e.baseline_kw:g} kW")
