@@ -21,7 +21,16 @@ from cems.cli.dr_listen import add_listen
 from cems.cli.output import emit_json
 from cems.errors import InputError
 from cems.markets.calendar import DrCalendar
-from cems.markets.cbl import METHODS, Baseline, CblResult, compute_cbl, get_method
+from cems.markets.cbl import (
+    METHODS,
+    Baseline,
+    CblMethod,
+    CblResult,
+    Periods,
+    compute_cbl,
+    get_method,
+    method_for_day,
+)
 from cems.markets.dr_settlement import Settlement, settle_event
 from cems.markets.events import (
     MIN_NOTICE_MIN,
@@ -51,9 +60,10 @@ def register(subparsers: Any) -> None:
                      "2026-07-20T14:00:00+09:00")
     cbl.add_argument("--event-end", help="tz-aware end (default: start + 1 h)")
     cbl.add_argument("--method", choices=sorted(METHODS),
-                     help="CBL method (default: the site's cbl_method, else mid6of10; "
-                          "hmid4of6 for plus_dr on a Saturday or holiday)")
-    cbl.add_argument("--resolution", choices=("15min", "1h"), default="15min")
+                     help="CBL method (default: the site's method for the event's month, "
+                          "cbl_method_by_month, else its cbl_method, else mid6of10; hmid4of6 "
+                          "for plus_dr on a Saturday or holiday)")
+    _resolution(cbl)
     cbl.add_argument("--program", choices=PROGRAMS,
                      help="DR program (default: the site's, else kukmin_dr)")
     cbl.add_argument("--exclude-days", default="",
@@ -93,11 +103,12 @@ def register(subparsers: Any) -> None:
                             description="Measure a stored event against its CBL, compute the "
                                         "KPX compensation (별표26 Ⅰ.2.나) and household rewards.")
     settle.add_argument("--usage", required=True, type=Path,
-                        help="CSV timestamp,meter_id,import_kwh (15-minute, event day included)")
+                        help="CSV timestamp,meter_id,import_kwh (15-minute or hourly, event "
+                             "day included)")
     settle.add_argument("--event", dest="event_id", required=True, help="stored event id")
     settle.add_argument("--method", choices=sorted(METHODS),
-                        help="CBL method KPX designated for the month (default: the site's, "
-                             "else mid6of10)")
+                        help="CBL method KPX designated for the month (default: the site's "
+                             "method for the event's month, else mid6of10)")
     settle.add_argument("--rbp-krw-per-kw", required=True, type=float,
                         help="RBP_y, 국민DR yearly base payment (KRW/kW)")
     settle.add_argument("--mrt-h", required=True, type=float,
@@ -119,13 +130,32 @@ def register(subparsers: Any) -> None:
     add_listen(sub)
 
 
+def _resolution(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resolution", choices=("15min", "1h"),
+                        help="interval to use the usage readings at (default: the file's "
+                             "own, read from its timestamps): 1h adds 15-minute readings up "
+                             "to hours (the per-15-minute figures are then an even split; a "
+                             "part-hour event needs 15 minutes), 15min refuses an hourly "
+                             "file. The CBL is per trading hour either way, a part hour on "
+                             "its 15-minute readings (별표28 3.2.4)")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", type=Path, help="site YAML (household meters, data dir, DR "
                                                   "settings, time zone)")
     parser.add_argument("--store", type=Path, help=f"event store (default: {STORE_FILENAME} "
                                                    "in the site's data dir)")
-    parser.add_argument("--count-temporary-holidays", action="store_true",
-                        help="treat 임시공휴일 as holidays (default: ordinary days)")
+    holidays = parser.add_mutually_exclusive_group()
+    holidays.add_argument("--temporary-holidays-as-weekdays", dest="temporary_holidays",
+                          action="store_const", const="weekdays",
+                          help="treat 임시공휴일 (e.g. 2025-06-03) as ordinary weekdays, as "
+                               "KEPCO's tariff calendar does (default: the site's "
+                               "demand_response.count_temporary_holidays, else holidays as "
+                               "KPX counts them)")
+    holidays.add_argument("--count-temporary-holidays", dest="temporary_holidays",
+                          action="store_const", const="holidays",
+                          help="treat 임시공휴일 as 공휴일 (the KPX rule and the default; "
+                               "overrides a site file that says otherwise)")
 
 
 class _Context:
@@ -148,7 +178,10 @@ class _Context:
         if store_path is None and need_store:
             raise InputError("give --store PATH or --site SITE.yaml to say where events are kept")
         self.store = EventStore(store_path) if store_path is not None else None
-        self.calendar = DrCalendar(count_temporary_holidays=args.count_temporary_holidays)
+        choice = getattr(args, "temporary_holidays", None)
+        count = (choice == "holidays" if choice is not None
+                 else bool(self.setting("count_temporary_holidays", True)))
+        self.calendar = DrCalendar(count_temporary_holidays=count)
 
     def setting(self, name: str, default: Any) -> Any:
         if self.config is None:
@@ -170,10 +203,17 @@ def _dates(text: str) -> set[date]:
     return out
 
 
-def _default_method(ctx: _Context, program: str, day: date) -> str:
+def _site_method(ctx: _Context, day: date) -> CblMethod:
+    """The site's method for an event on ``day``: the one designated for its month, else its
+    default, else Mid(6/10)."""
+    return method_for_day(day, str(ctx.setting("cbl_method", "mid6of10")),
+                          ctx.setting("cbl_method_by_month", {}))
+
+
+def _default_method(ctx: _Context, program: str, day: date) -> CblMethod:
     if program == "plus_dr" and not ctx.calendar.is_weekday(day):
-        return "hmid4of6"
-    return str(ctx.setting("cbl_method", "mid6of10"))
+        return get_method("hmid4of6")
+    return _site_method(ctx, day)
 
 
 def run_cbl(args: argparse.Namespace) -> int:
@@ -183,13 +223,13 @@ def run_cbl(args: argparse.Namespace) -> int:
     end = _end(start, args.event_end, "--event-end")
     program = args.program or str(ctx.setting("program", "kukmin_dr"))
     day = start.tz_convert(ctx.tz).date()
-    method = get_method(args.method or _default_method(ctx, program, day))
+    method = get_method(args.method) if args.method else _default_method(ctx, program, day)
     if method.holiday_days and ctx.calendar.is_weekday(day):
         raise InputError(f"hmid4of6 is for Saturdays and holidays (별표28 1.6); {day} is a 평일")
     if not method.holiday_days and not ctx.calendar.is_weekday(day):
         raise InputError(f"{method.name} is for 평일 (별표28 1.1-1.4); {day} is a Saturday, "
                          "Sunday or holiday: use --method hmid4of6 (플러스DR)")
-    usage = read_usage(args.usage, ctx.meters)
+    usage = read_usage(args.usage, ctx.meters, interval=args.resolution, tz=ctx.tz)
     excluded = _dates(args.exclude_days)
     if ctx.store is not None:
         excluded |= event_days(ctx.store.events(), ctx.tz)
@@ -199,38 +239,55 @@ def run_cbl(args: argparse.Namespace) -> int:
     result = compute_cbl(usage, start, end, method, calendar=ctx.calendar,
                          event_days=excluded,
                          missing="zero" if program == "kukmin_dr" else "exclude_day",
-                         resolution=args.resolution, tz=ctx.tz)
+                         interval=args.resolution, tz=ctx.tz)
     if args.json:
-        emit_json(_cbl_json(result, program, args.resolution, ctx.tz))
+        emit_json(_cbl_json(result, program, ctx.tz))
     else:
-        _print_cbl(result, program, args.resolution, ctx.tz)
+        _print_cbl(result, program, ctx.tz)
     return 0
 
 
-def _baseline_json(base: Baseline, tz: str) -> dict[str, Any]:
+def _kwh(value: float) -> float | None:
+    return None if pd.isna(value) else round(float(value), 6)
+
+
+def _baseline_json(base: Baseline, periods: Periods, tz: str) -> dict[str, Any]:
     return {
         "reference_days": [d.isoformat() for d in base.reference_days],
         "zero_filled_readings": base.zero_filled,
+        "periods": [
+            {"start": start.tz_convert(tz).isoformat(), "end": end.tz_convert(tz).isoformat(),
+             "cbl_kwh": _kwh(value)}
+            for (start, value), end in zip(base.period_kwh.items(), periods.ends, strict=True)
+        ],
         "intervals": [
-            {"start": ts.tz_convert(tz).isoformat(),
-             "cbl_kwh": None if pd.isna(v) else round(float(v), 6)}
+            {"start": ts.tz_convert(tz).isoformat(), "cbl_kwh": _kwh(v)}
             for ts, v in base.kwh.items()
         ],
         "total_kwh": None if base.total_kwh is None else round(base.total_kwh, 6),
     }
 
 
-def _cbl_json(result: CblResult, program: str, resolution: str, tz: str) -> dict[str, Any]:
+def _cbl_json(result: CblResult, program: str, tz: str) -> dict[str, Any]:
+    periods = result.periods
     return {
         "method": result.method.name,
         "article": result.method.article,
         "program": program,
-        "resolution": resolution,
+        "usage_interval": result.data_interval,
+        "resolution": result.interval,
         "timezone": tz,
-        "event_start": result.slots[0].isoformat(),
+        "event_start": periods.starts[0].isoformat(),
+        "event_end": periods.ends[-1].isoformat(),
+        "periods": [
+            {"start": a.isoformat(), "end": b.isoformat(), "minutes": periods.minutes(i),
+             "ranked_on": "15-minute intervals of a part hour (별표28 3.2.4)"
+             if bool(periods.partial[i]) else "trading hour (제12.5.2.1조 ②)"}
+            for i, (a, b) in enumerate(zip(periods.starts, periods.ends, strict=True))
+        ],
         "aggregate_rule": result.aggregate_rule,
-        "aggregate": _baseline_json(result.aggregate, tz),
-        "meters": {m: _baseline_json(b, tz) for m, b in result.per_meter.items()},
+        "aggregate": _baseline_json(result.aggregate, periods, tz),
+        "meters": {m: _baseline_json(b, periods, tz) for m, b in result.per_meter.items()},
     }
 
 
@@ -238,14 +295,19 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.3f}"
 
 
-def _print_cbl(result: CblResult, program: str, resolution: str, tz: str) -> None:
+def _print_cbl(result: CblResult, program: str, tz: str) -> None:
     agg = result.aggregate
-    print(f"CBL {result.method.name} ({result.method.article}), {program}, {resolution}, "
-          f"event from {result.slots[0].isoformat()} ({tz})")
+    periods = result.periods
+    label = "15-minute" if result.data_interval == "15min" else "hourly"
+    used = " used hourly" if result.interval != result.data_interval else ""
+    print(f"CBL {result.method.name} ({result.method.article}), {program}, {label} usage{used}, "
+          f"event from {periods.starts[0].isoformat()} ({tz})")
     print(f"aggregate ({result.aggregate_rule}), reference days: "
           f"{', '.join(d.isoformat() for d in agg.reference_days) or 'none'}")
-    for ts, value in agg.kwh.items():
-        print(f"  {ts.strftime('%H:%M')}  {_fmt(value)} kWh")
+    for i, ((start, value), end) in enumerate(zip(agg.period_kwh.items(), periods.ends,
+                                                  strict=True)):
+        note = "  (part hour, 별표28 3.2.4)" if bool(periods.partial[i]) else ""
+        print(f"  {start.strftime('%H:%M')}-{end.strftime('%H:%M')}  {_fmt(value)} kWh{note}")
     print(f"  total  {_fmt(agg.total_kwh)} kWh")
     print("per meter (total over the event, kWh; readings counted as 0):")
     for meter, base in result.per_meter.items():
@@ -329,7 +391,7 @@ def run_settle(args: argparse.Namespace) -> int:
     assert ctx.store is not None
     stored = ctx.store.events()
     event = ctx.store.get(args.event_id)
-    usage = read_usage(args.usage, ctx.meters)
+    usage = read_usage(args.usage, ctx.meters, tz=ctx.tz)
     participants = [p.strip() for p in args.participants.split(",") if p.strip()] or None
     if participants:
         known = set(usage["meter_id"]) | (ctx.meters or set())
@@ -337,7 +399,8 @@ def run_settle(args: argparse.Namespace) -> int:
         if unknown:
             raise InputError(f"--participants: unknown meter(s) {', '.join(unknown)} (not in "
                              "the usage file or the site)")
-    method = get_method(args.method or str(ctx.setting("cbl_method", "mid6of10")))
+    method = (get_method(args.method) if args.method
+              else _site_method(ctx, event.start.tz_convert(ctx.tz).date()))
     rt = args.response_time_min or float(ctx.setting("min_notice_min", 30))
     share = args.household_share if args.household_share is not None else float(
         ctx.setting("household_reward_share", 1.0))
@@ -363,7 +426,9 @@ def settlement_json(result: Settlement, tz: str) -> dict[str, Any]:
         "excluded": result.excluded,
         "reference_days": list(result.reference_days),
         "hours": [
-            {"start": h.hour_start.tz_convert(tz).isoformat(), "cbl_kwh": h.cbl_kwh,
+            {"start": h.hour_start.tz_convert(tz).isoformat(),
+             "period_start": h.start.tz_convert(tz).isoformat(),
+             "period_end": h.end.tz_convert(tz).isoformat(), "cbl_kwh": h.cbl_kwh,
              "usage_kwh": round(h.usage_kwh, 6), "reduction_kwh": round(h.reduction_kwh, 6),
              "paid_kwh": round(h.paid_kwh, 6), "mgp_krw_per_kwh": h.mgp_krw_per_kwh,
              "compensation_krw": round(h.compensation_krw, 3)}
@@ -392,7 +457,8 @@ def _print_settlement(result: Settlement, tz: str) -> None:
     for meter, reason in result.excluded.items():
         print(f"  excluded {meter}: {reason}")
     for h in result.hours:
-        print(f"  {h.hour_start.tz_convert(tz).strftime('%H:%M')}  CBL {_fmt(h.cbl_kwh)}  "
+        print(f"  {h.start.tz_convert(tz).strftime('%H:%M')}-"
+              f"{h.end.tz_convert(tz).strftime('%H:%M')}  CBL {_fmt(h.cbl_kwh)}  "
               f"usage {h.usage_kwh:.3f}  reduction {h.reduction_kwh:.3f} kWh  "
               f"{h.compensation_krw:,.0f} KRW")
     committed = result.committed_kwh

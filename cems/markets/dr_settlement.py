@@ -4,8 +4,11 @@ Pure functions first, then :func:`settle_event`, which wires usage, event and pr
 
 Performance (규칙 제12.5.2.3조 ① 2호, 별표26 Ⅰ.2.나): per trading hour ``t`` the resource's
 reduction is ``DR_t = RDCBL_t - RDME_t``, the CBL of the summed participants' usage minus
-their summed usage in the event intervals of that hour. Participants with a missing reading
-in the event window are left out of both terms (제12.5.2.3조 ③ 2호).
+their summed usage in the event intervals of that hour. The CBL of a whole trading hour ranks
+the reference days by the hour's energy; an hour the event covers only in part is evaluated
+on its covered 15-minute intervals (별표28 3.2.4; :mod:`cems.markets.cbl`). Participants with
+a missing reading in the event window are left out of both terms (제12.5.2.3조 ③ 2호).
+Usage may be 15-minute or hourly readings (hourly ones settle whole trading hours only).
 
 Compensation (별표26 Ⅰ.2.나, 국민DR; ×1000 there converts MWh to kWh)::
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
@@ -38,8 +41,9 @@ import pandas as pd
 from cems.accounting import round_won  # the one won-rounding rule
 from cems.errors import InputError
 from cems.markets.calendar import DrCalendar
-from cems.markets.cbl import Baseline, CblMethod, compute_cbl, data_step
+from cems.markets.cbl import Baseline, CblMethod, compute_cbl, event_periods
 from cems.markets.events import DrEvent
+from cems.markets.usage import INTERVALS, Interval, interval_of
 
 
 def response_time_weight(response_time_min: float) -> float:
@@ -89,9 +93,12 @@ def allocate_pro_rata(pool_krw: int, weights: Mapping[str, float]) -> dict[str, 
 
 @dataclass(frozen=True)
 class HourResult:
-    """One trading hour of an event."""
+    """One trading hour of an event; ``start``/``end`` is the part of it the event covers
+    (the whole hour, or its covered quarter hours under 별표28 3.2.4)."""
 
     hour_start: pd.Timestamp
+    start: pd.Timestamp
+    end: pd.Timestamp
     cbl_kwh: float | None
     usage_kwh: float
     reduction_kwh: float
@@ -156,7 +163,9 @@ def settle_event(
     calendar: DrCalendar | None = None,
     tz: str = "Asia/Seoul",
 ) -> Settlement:
-    """Settle a 국민DR event from interval usage (15-minute resolution).
+    """Settle a 국민DR event from interval usage: 15-minute or hourly readings, the interval
+    read from the timestamps (:func:`cems.markets.usage.interval_of`); hourly readings
+    settle whole trading hours only (별표28 3.2.4).
 
     ``mgp_krw_per_kwh`` is one price for the event or a mapping from local trading-hour
     start to price. ``participants`` defaults to every meter in ``usage``.
@@ -168,24 +177,30 @@ def settle_event(
         )
     if not 0.0 <= household_share <= 1.0:
         raise InputError(f"household share must be between 0 and 1, got {household_share:g}")
-    if len(usage) and data_step(usage["timestamp"]) != timedelta(minutes=15):
-        raise InputError("settlement needs 15-minute readings (국민DR meters read every 15 "
-                         "minutes); this usage file is hourly")
+    found: Interval = interval_of(usage, tz=tz) if len(usage) else "15min"
+    periods = event_periods(event.start, event.end, tz)
+    if found == "1h" and periods.partial.any():
+        raise InputError(
+            f"event {event.event_id!r} covers part of a trading hour "
+            f"({event.start.tz_convert(tz):%H:%M}-{event.end.tz_convert(tz):%H:%M}); 별표28 "
+            "3.2.4 evaluates that part on its 15-minute readings and this usage is hourly: "
+            "give 15-minute usage")
     meters = list(participants) if participants is not None else sorted(
         usage["meter_id"].unique())
     start = event.start.tz_convert(tz)
     end = event.end.tz_convert(tz)
     in_event = usage[(usage["timestamp"] >= start) & (usage["timestamp"] < end)]
-    slots = pd.date_range(start, end, freq="15min", inclusive="left")
+    readings = pd.date_range(start, end, freq=INTERVALS[found], inclusive="left")
+    label = "15-minute" if found == "15min" else "hourly"
     event_usage: dict[str, pd.Series] = {}
     excluded: dict[str, str] = {}
     for meter in meters:
         rows = in_event[in_event["meter_id"] == meter]
         series = pd.Series(rows["import_kwh"].to_numpy(dtype=float),
                            index=pd.DatetimeIndex(rows["timestamp"]).tz_convert(tz))
-        series = series.reindex(slots)
+        series = series.reindex(readings)
         if series.isna().any():
-            excluded[meter] = (f"{int(series.isna().sum())} missing 15-minute reading(s) in "
+            excluded[meter] = (f"{int(series.isna().sum())} missing {label} reading(s) in "
                                "the event window (규칙 제12.5.2.3조 ③ 2호)")
         else:
             event_usage[meter] = series
@@ -197,11 +212,11 @@ def settle_event(
         )
     days = set(past_event_days)
     result = compute_cbl(usage, event.start, event.end, method, calendar=calendar,
-                         event_days=days, missing="zero", resolution="15min", tz=tz,
+                         event_days=days, missing="zero", interval=found, tz=tz,
                          meters=kept)
-    total_usage = sum((event_usage[m] for m in kept), pd.Series(0.0, index=slots))
-    hours = _hourly(result.aggregate, total_usage, mgp_krw_per_kwh, rbp_krw_per_kw, mrt_h,
-                    response_time_min)
+    total_usage = sum((event_usage[m] for m in kept), pd.Series(0.0, index=readings))
+    hours = _hourly(result.aggregate, result.periods.ends, total_usage, mgp_krw_per_kwh,
+                    rbp_krw_per_kw, mrt_h, response_time_min)
     compensation = round_won(sum(Decimal(str(h.compensation_krw)) for h in hours))
     pool = round_won(Decimal(compensation) * Decimal(str(household_share)))
     own = {m: _own(result.per_meter[m], event_usage[m]) for m in kept}
@@ -219,7 +234,7 @@ def settle_event(
         reference_days=tuple(d.isoformat() for d in result.aggregate.reference_days),
         hours=hours,
         unit_price_krw_per_kwh=unit_price_krw_per_kwh(
-            rbp_krw_per_kw, mrt_h, _mgp_of(mgp_krw_per_kwh, slots[0].floor("h"))),
+            rbp_krw_per_kw, mrt_h, _mgp_of(mgp_krw_per_kwh, periods.starts[0].floor("h"))),
         response_time_weight=response_time_weight(response_time_min),
         compensation_krw=compensation,
         household_pool_krw=pool,
@@ -243,16 +258,20 @@ def _mgp_of(mgp: float | Mapping[pd.Timestamp, float], hour: pd.Timestamp) -> fl
     return float(mgp)
 
 
-def _hourly(aggregate: Baseline, usage: pd.Series, mgp: float | Mapping[pd.Timestamp, float],
-            rbp: float, mrt_h: float, rt_min: float) -> tuple[HourResult, ...]:
+def _hourly(aggregate: Baseline, ends: pd.DatetimeIndex, usage: pd.Series,
+            mgp: float | Mapping[pd.Timestamp, float], rbp: float, mrt_h: float,
+            rt_min: float) -> tuple[HourResult, ...]:
+    """One result per evaluation period (a trading hour or its covered part, one per hour)."""
     out = []
-    for hour, cbl_part in aggregate.kwh.groupby(aggregate.kwh.index.floor("h")):
-        used = float(usage[usage.index.floor("h") == hour].sum())
-        cbl = None if cbl_part.isna().any() else float(cbl_part.sum())
+    for (start, cbl_kwh), end in zip(aggregate.period_kwh.items(), ends, strict=True):
+        used = float(usage[(usage.index >= start) & (usage.index < end)].sum())
+        cbl = None if pd.isna(cbl_kwh) else float(cbl_kwh)
         # 제12.5.2.3조 ④: no computable baseline -> reduction 0
         reduction = (cbl - used) if cbl is not None else 0.0
+        hour = start.floor("h")
         price = _mgp_of(mgp, hour)
         pay = compensation_krw(reduction, rbp_krw_per_kw=rbp, mrt_h=mrt_h,
                                mgp_krw_per_kwh=price, response_time_min=rt_min)
-        out.append(HourResult(hour, cbl, used, reduction, max(reduction, 0.0), price, pay))
+        out.append(HourResult(hour, start, end, cbl, used, reduction, max(reduction, 0.0),
+                              price, pay))
     return tuple(out)

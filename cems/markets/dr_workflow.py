@@ -4,9 +4,14 @@ Thin orchestration over the pure parts (:mod:`cems.markets.cbl`, :mod:`cems.mark
 :mod:`cems.markets.dr_settlement`), the planner (:mod:`cems.planning`, :mod:`optimizer`) and
 the telemetry store (:mod:`cems.store`):
 
-1. :func:`commitment_for` computes the participants' aggregate CBL for the event intervals
-   (KPX 별표28, the site's ``demand_response.cbl_method``) and the per-interval import cap
-   ``CBL / step - committed_kw`` (:func:`cems.markets.dr_plan.import_bounds_kw`).
+1. :func:`commitment_for` computes the participants' aggregate CBL for the event (KPX
+   별표28 per trading hour, a part hour on its 15-minute readings under 3.2.4; the site's
+   method for the event's month: ``demand_response.cbl_method_by_month``, else
+   ``cbl_method``) and the import cap per 15-minute interval ``CBL / 0.25 h - committed_kw``
+   (:func:`cems.markets.dr_plan.import_bounds_kw`). The 15-minute CBL splits each trading
+   hour's CBL over its quarter hours like the similar days' readings (evenly for hourly
+   usage; :attr:`cems.markets.cbl.Baseline.kwh`), so the four caps of an hour add up to
+   the hour's CBL minus the committed reduction.
 2. :func:`plan_for_event` re-plans from the live state with that cap as a *hard* DR event in
    every covered plan step (the optimiser's ``DrEvent(hard=True)``: import <= baseline -
    reduction), so the plan cannot exceed CBL minus the committed reduction.
@@ -33,7 +38,7 @@ import pandas as pd
 from cems.config.model import SiteConfig
 from cems.errors import InputError, translate_library_errors
 from cems.markets.calendar import DrCalendar
-from cems.markets.cbl import CblResult, compute_cbl, get_method
+from cems.markets.cbl import CblMethod, CblResult, compute_cbl, method_for_day
 from cems.markets.dr_plan import import_bounds_kw
 from cems.markets.dr_settlement import Settlement, settle_event
 from cems.markets.events import DrEvent
@@ -79,8 +84,18 @@ def participants(config: SiteConfig) -> tuple[str, ...]:
 
 
 def calendar_for(config: SiteConfig) -> DrCalendar:
-    """The DR calendar with the site's 임시공휴일 choice."""
+    """The DR calendar with the site's 임시공휴일 choice (holidays unless the site says
+    ``count_temporary_holidays: false``)."""
     return DrCalendar(count_temporary_holidays=config.demand_response.count_temporary_holidays)
+
+
+def method_for(config: SiteConfig, event: DrEvent) -> CblMethod:
+    """The CBL method for ``event``: the site's method for the month of its local start day
+    (``cbl_method_by_month``, KPX designates it monthly, 규칙 제12.5.2.1조 ① 2호 가목),
+    else ``cbl_method``."""
+    dr = config.demand_response
+    day = event.start.tz_convert(config.site.timezone).date()
+    return method_for_day(day, dr.cbl_method, dr.cbl_method_by_month)
 
 
 def _check_usage(config: SiteConfig, usage: pd.DataFrame) -> None:
@@ -101,18 +116,19 @@ def _check_usage(config: SiteConfig, usage: pd.DataFrame) -> None:
 
 def event_cbl(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
               past_event_days: Collection[date] = ()) -> CblResult:
-    """The participants' CBL for the event intervals at 15-minute resolution.
+    """The participants' CBL for the event: per trading hour (별표28 1.x, 규칙 제12.5.2.1조
+    ②), a part hour on its 15-minute readings (3.2.4), split to 15-minute intervals in
+    ``Baseline.kwh``. Usage may be 15-minute or hourly (hourly: whole-hour events only).
 
     국민DR counts missing individual readings as 0 (별표28 3.4.6); the other programs skip
     reference days with missing data (3.4.2).
     """
     _check_usage(config, usage)
-    dr = config.demand_response
     return compute_cbl(
-        usage, event.start, event.end, get_method(dr.cbl_method),
+        usage, event.start, event.end, method_for(config, event),
         calendar=calendar_for(config), event_days=past_event_days,
         missing="zero" if event.program == "kukmin_dr" else "exclude_day",
-        resolution="15min", tz=config.site.timezone, meters=participants(config))
+        tz=config.site.timezone, meters=participants(config))
 
 
 def commitment_for(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
@@ -272,7 +288,7 @@ def settle_and_store(config: SiteConfig, store: TelemetryStore, usage: pd.DataFr
         raise InputError(f"event {event.event_id!r} is already settled in the store")
     dr = config.demand_response
     settlement = settle_event(
-        usage, event, get_method(dr.cbl_method), rbp_krw_per_kw=rbp_krw_per_kw, mrt_h=mrt_h,
+        usage, event, method_for(config, event), rbp_krw_per_kw=rbp_krw_per_kw, mrt_h=mrt_h,
         mgp_krw_per_kwh=mgp_krw_per_kwh,
         response_time_min=dr.response_time_min or dr.min_notice_min,
         household_share=dr.household_reward_share, participants=participants(config),

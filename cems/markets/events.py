@@ -3,7 +3,8 @@
 Rules checked for a manually entered (or received) 의무감축요청, 규칙 제12.4.3.1조:
 
 * ① start and end on :00, :15, :30 or :45; 국민DR only on 평일 between 06:00 and 21:00
-  (표준DR: 09:00-20:00 without 12:00-13:00); 평일 follows :mod:`cems.markets.calendar`.
+  (표준DR: 09:00-20:00 without 12:00-13:00); 평일 follows :mod:`cems.markets.calendar`
+  (every 공휴일 of 「관공서의 공휴일에 관한 규정」 제2조, 임시공휴일 included, is no 평일).
 * ② notice (발령시각 to 감축시작시각) at least 30 minutes for 국민DR, 60 minutes for 표준DR;
   at most 2 events a day, not back to back (비연속적); 국민DR events last 1 hour, 표준DR
   events 1-4 hours.

@@ -30,12 +30,24 @@ def test_cbl_mid6of10_hourly_json(run_cems, tmp_path: Path) -> None:
     # m-sv-02: 0.8 x 9 and 0 (07-10 missing -> 0) -> drop 0, 0.8 and 0.8, 0.8 -> 0.8
     # m-sv-03: 0.4(11-k) -> 4.0 .. 0.4 -> also 2.2
     assert meters == pytest.approx({"m-sv-01": 2.2, "m-sv-02": 0.8, "m-sv-03": 2.2})
-    assert out["meters"]["m-sv-02"]["zero_filled_readings"] == 1
+    # the four 15-minute readings of 07-10 14:00-14:45 are missing and count as 0 (3.4.6)
+    assert out["meters"]["m-sv-02"]["zero_filled_readings"] == 4
+    assert (out["usage_interval"], out["resolution"]) == ("15min", "1h")
+    assert [p["minutes"] for p in out["periods"]] == [60]
     # aggregate (sum first): 0.4k + 0.8 + 0.4(11-k) = 5.2, but 07-10: 2.0 + 0 + 2.4 = 4.4
     # sorted 4.4, 5.2 x 9 -> drop 4.4, 5.2 and 5.2, 5.2 -> 5.2
     assert out["aggregate"]["total_kwh"] == pytest.approx(5.2)
     assert out["aggregate"]["reference_days"][0] == "2026-07-16"
     assert "2026-07-17" not in out["aggregate"]["reference_days"]  # 제헌절
+    # without --resolution: the same trading-hour figures from the 15-minute readings
+    # (제12.5.2.1조 ②); only the per-15-minute split follows the similar days' quarters
+    auto = run_cems("dr", "cbl", "--usage", USAGE, "--event-start", START, "--method",
+                    "mid6of10", "--store", tmp_path / "ev.json", "--json")
+    assert auto.returncode == 0, auto.stderr
+    again = json.loads(auto.stdout)
+    assert (again["usage_interval"], again["resolution"]) == ("15min", "15min")
+    assert {m: v["total_kwh"] for m, v in again["meters"].items()} == pytest.approx(meters)
+    assert again["aggregate"]["periods"][0]["cbl_kwh"] == pytest.approx(5.2)
 
 
 def test_cbl_excludes_stored_event_day(run_cems, tmp_path: Path) -> None:
