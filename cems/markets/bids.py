@@ -1,9 +1,10 @@
 """Day-ahead bid files for the two KPX forecast rounds (규칙 제14.4.1조).
 
 Round 1 closes at 10:00 and round 2 at 17:00 on the day before delivery (D-1); each round
-carries 24 hourly values per resource. The latest file written before a deadline is the
-valid one; when round 2 is missing the last earlier submission (round 1) counts
-(제14.4.1조 ② 3호, 4호).
+carries 24 hourly values per resource (제14.4.1조 ② 1호, 2호). Per round, the submission
+closest to the deadline counts (3호): the file ``bid_D_rN.json`` holds it (a new bid for the
+same round replaces the file). A round without a submission takes the most recent earlier
+submission (4호): :func:`valid_bids`.
 
 JSON format (``cems-kpx-bid/1``), the file :mod:`cems.markets.brokerage` settles from::
 
@@ -12,7 +13,9 @@ JSON format (``cems-kpx-bid/1``), the file :mod:`cems.markets.brokerage` settles
      "hours": ["00:00", ..., "23:00"],
      "resources": [{"resource_id": "pv-01", "kind": "pv", "capacity_kw": 1000.0,
                     "forecast_kwh": [24 numbers]}, ...],
-     "aggregate_kwh": [24 numbers]}
+     "aggregate_kwh": [24 numbers], "submitted_at": "2026-07-20T09:30:00+09:00"}
+
+``submitted_at`` is when the file was written (absent in older files).
 
 CSV format: one row per resource and a final ``TOTAL`` row, columns
 ``delivery_date,round,deadline,resource_id,kind,capacity_kw,h01..h24`` where ``h01`` is the
@@ -24,8 +27,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,15 +150,22 @@ def make_bid(portfolio: Portfolio, delivery: date, round_no: int, tz: str,
     return Bid(delivery, round_no, tz, tuple(portfolio.ids), values.copy())
 
 
-def write_bid_files(bid: Bid, portfolio: Portfolio, directory: str | Path) -> tuple[Path, Path]:
+def write_bid_files(bid: Bid, portfolio: Portfolio, directory: str | Path, *,
+                    submitted_at: datetime | None = None) -> tuple[Path, Path]:
     """Write ``bid_D_rN.json`` and ``bid_D_rN.csv`` into ``directory`` (created if needed);
     each file is written to a temporary name and renamed, so a reader never sees half a
-    bid. Returns the two paths."""
+    bid. The JSON records ``submitted_at`` (default: now), the submission time
+    :func:`valid_bids` orders submissions by. Returns the two paths."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     json_path = bid_path(folder, bid.delivery, bid.round_no, "json")
     csv_path = bid_path(folder, bid.delivery, bid.round_no, "csv")
-    texts = ((json_path, json.dumps(bid.to_json(portfolio), ensure_ascii=False, indent=2) + "\n"),
+    stamp = pd.Timestamp(submitted_at) if submitted_at is not None else pd.Timestamp.now(
+        tz=bid.tz)
+    if stamp.tzinfo is None:
+        raise InputError(f"submitted_at {stamp.isoformat()} needs a UTC offset")
+    document = {**bid.to_json(portfolio), "submitted_at": stamp.tz_convert(bid.tz).isoformat()}
+    texts = ((json_path, json.dumps(document, ensure_ascii=False, indent=2) + "\n"),
              (csv_path, bid.to_csv(portfolio)))
     for path, text in texts:
         partial = path.with_name(path.name + ".part")
@@ -200,3 +211,101 @@ def read_bid(path: str | Path, portfolio: Portfolio, delivery: date, round_no: i
                          "the portfolio")
     return Bid(delivery, round_no, str(data.get("timezone", "Asia/Seoul")),
                tuple(portfolio.ids), matrix)
+
+
+_BID_NAME = re.compile(r"^bid_(\d{4}-\d{2}-\d{2})_r([12])\.json$")
+
+
+@dataclass(frozen=True)
+class ValidBids:
+    """The two rounds that count for a delivery day (제14.4.1조 ② 3호, 4호), the file each
+    came from, and a note for each round that fell back on an earlier submission."""
+
+    rounds: tuple[Bid, Bid]
+    sources: tuple[Path, Path]
+    notes: tuple[str, ...]
+
+
+def _bid_files(folder: Path, tz: str) -> list[tuple[pd.Timestamp, date, int, Path]]:
+    """Bid files in ``folder`` as (deadline, day, round, path), latest deadline first."""
+    out = []
+    for path in folder.glob("bid_*_r*.json"):
+        match = _BID_NAME.match(path.name)
+        if match is None:
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        round_no = int(match.group(2))
+        out.append((deadline(day, round_no, tz), day, round_no, path))
+    return sorted(out, key=lambda f: f[0], reverse=True)
+
+
+def _submitted(path: Path, closes: pd.Timestamp) -> pd.Timestamp:
+    """When a file counts as submitted: its ``submitted_at``, but never later than its own
+    deadline ``closes`` (a file does not say which earlier submission it replaced, so a late
+    one stands at its deadline); files without one stand at their deadline."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stamp = pd.Timestamp(str(data["submitted_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return closes
+    return closes if stamp.tzinfo is None else min(stamp, closes)
+
+
+def latest_submission(folder: str | Path, before: pd.Timestamp, tz: str
+                      ) -> tuple[pd.Timestamp, date, int, Path] | None:
+    """The bid file submitted last at or before ``before`` (제14.4.1조 ② 4호): (submission
+    time, day, round, path), or None. Files are visited latest deadline first and the search
+    stops once no remaining file can be later than the best found."""
+    best: tuple[pd.Timestamp, date, int, Path] | None = None
+    for closes, day, round_no, path in _bid_files(Path(folder), tz):
+        if best is not None and closes <= best[0]:
+            break
+        when = _submitted(path, closes)
+        if when <= before and (best is None or when > best[0]):
+            best = (when, day, round_no, path)
+    return best
+
+
+def valid_bids(folder: str | Path, portfolio: Portfolio, delivery: date, tz: str) -> ValidBids:
+    """The submissions that count for ``delivery``, read from the bid files in ``folder``.
+
+    * Round n's own file ``bid_D_rN.json`` is the submission closest to its deadline
+      (제14.4.1조 ② 3호).
+    * Without it, the most recent earlier submission counts (4호): the latest bid file
+      submitted at or before round n's deadline, whatever day or round it was made for, its
+      24 hourly values taken for D. A file's submission time is its ``submitted_at``, at
+      most its own deadline (files without one stand at their deadline). So a missing round
+      2 takes D's round 1; a missing round 1 takes D's round 2 only if that was submitted by
+      D-1 10:00, else the previous day's round 2, then its round 1, and so on.
+    * Nothing submitted at or before round 1's deadline: an error.
+    """
+    directory = Path(folder)
+    rounds: list[Bid] = []
+    sources: list[Path] = []
+    notes: list[str] = []
+    for round_no in (1, 2):
+        own = bid_path(directory, delivery, round_no)
+        if own.exists():
+            rounds.append(read_bid(own, portfolio, delivery, round_no))
+            sources.append(own)
+            continue
+        found = latest_submission(directory, deadline(delivery, round_no, tz), tz)
+        if found is None:
+            raise InputError(
+                f"{own}: bid file not found, and no earlier submission in {directory} to take "
+                f"its place (규칙 제14.4.1조 ② 4호); write it with `cems broker bid`")
+        when, day, number, path = found
+        try:
+            bid = read_bid(path, portfolio, day, number)
+        except InputError as exc:
+            raise InputError(f"round {round_no} for {delivery} falls back on {path.name} (the "
+                             f"latest earlier submission, 규칙 제14.4.1조 ② 4호): {exc}") from None
+        rounds.append(Bid(delivery, round_no, bid.tz, bid.resource_ids, bid.forecast_kwh))
+        sources.append(path)
+        notes.append(f"no round {round_no} bid ({own.name}); the latest earlier submission "
+                     f"counts: round {number} for {day} ({path.name}, submitted by "
+                     f"{when.tz_convert(tz).isoformat()}) (규칙 제14.4.1조 ② 4호)")
+    return ValidBids((rounds[0], rounds[1]), (sources[0], sources[1]), tuple(notes))

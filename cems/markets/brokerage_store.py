@@ -2,8 +2,12 @@
 
 One ``settlements`` row of kind ``brokerage`` per resource of the community's site: amount
 = the resource's net revenue of the day (energy + REC + incentive - fee, whole won),
-period = the local delivery day, reference ``D/resource_id``, detail with the revenue lines.
-The resident report shares the sum of a month's rows by ``asset_share``
+period = the local delivery day, reference ``D/resource_id``, detail with the revenue lines
+and, under ``forecast``, the day's forecast evaluation of the whole portfolio and the
+incentive decision (:meth:`~cems.markets.brokerage.BrokerSettlement.forecast_record`): the
+history :func:`forecast_history` reads back for the registration rules (규칙 제14.3.1조-
+제14.3.5조) without a table of its own. The resident report shares the sum of a month's
+rows by ``asset_share``
 (:func:`cems.reports.data.brokerage_total_krw`), so only the community's own resources
 (portfolio rows whose ``site`` is the community's site) are stored; other owners' resources
 in a broker's portfolio are left out and listed. Storing a day again replaces its rows.
@@ -11,14 +15,15 @@ in a broker's portfolio are left out and listed. Storing a day again replaces it
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
 
 from cems.errors import InputError
-from cems.markets.brokerage import BrokerSettlement
+from cems.markets.brokerage import BrokerSettlement, DayErrors
 from cems.markets.portfolio import Portfolio
 from cems.store import TelemetryStore
 
@@ -58,6 +63,7 @@ def settlement_rows(result: BrokerSettlement, portfolio: Portfolio, site_id: str
     end = start + timedelta(days=1)
     by_id = {r.resource_id: r for r in portfolio.resources}
     day = result.delivery.isoformat()
+    forecast = result.forecast_record()
     rows = []
     for revenue in result.resources:
         resource = by_id[revenue.resource_id]
@@ -73,6 +79,7 @@ def settlement_rows(result: BrokerSettlement, portfolio: Portfolio, site_id: str
                 "actual_kwh": revenue.actual_kwh, "energy_krw": revenue.energy_krw,
                 "rec_krw": revenue.rec_krw, "incentive_krw": revenue.incentive_krw,
                 "fee_krw": revenue.fee_krw, "net_krw": revenue.net_krw,
+                "forecast": forecast,
             },
         })
     return rows
@@ -89,3 +96,27 @@ def store_day(store: TelemetryStore, result: BrokerSettlement, portfolio: Portfo
     stored = tuple(r["detail"]["resource_id"] for r in rows)
     left_out = tuple(r.resource_id for r in portfolio.resources if r.site != site)
     return StoredDay(site, stored, left_out, sum(int(r["amount_krw"]) for r in rows), replaced)
+
+
+def forecast_history(store: TelemetryStore, *, before: date | None = None) -> list[DayErrors]:
+    """The settled days' forecast evaluations from the stored ``brokerage`` rows (one per
+    delivery day, oldest first; days before ``before`` when given). Rows stored before the
+    evaluation was kept (no ``forecast`` in the detail) give no day."""
+    rows = store.settlements(KIND)
+    days: dict[date, DayErrors] = {}
+    if rows.empty:
+        return []
+    for text in rows["detail_json"]:
+        try:
+            detail = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if not isinstance(detail, dict) or not isinstance(detail.get("forecast"), dict):
+            continue
+        try:
+            day = date.fromisoformat(str(detail.get("delivery_date")))
+        except ValueError:
+            continue
+        if (before is None or day < before) and day not in days:
+            days[day] = DayErrors.from_record(day, detail["forecast"])
+    return [days[d] for d in sorted(days)]

@@ -1,9 +1,12 @@
 """Brokerage portfolio and hourly input files (forecast, actual, SMP) for one delivery day.
 
 Portfolio CSV columns: ``resource_id,site,kind,capacity_kw,owner,rec_weight`` where ``kind``
-is ``pv``, ``ess`` or ``ev``. KPX small-scale resources (소규모전력자원, 규칙 제1.1.2조 97호;
-전기사업법 시행령 제1조의3) are renewables and ESS up to 1 MW each and EVs of any size, so a
-PV or ESS row above 1,000 kW is an error.
+is ``pv``, ``ess``, ``ev`` or ``fc`` (fuel cell). KPX small-scale resources (소규모전력자원,
+규칙 제1.1.2조 97호: the 신에너지 및 재생에너지 설비, ESS and EVs of 전기사업법 시행령 제1조의3)
+are new and renewable energy plants and ESS up to 1 MW each and EVs of any size, so a PV,
+ESS or fuel-cell row above 1,000 kW is an error. A fuel cell runs on 신에너지: it is a
+small-scale resource paid like the others, but outside the forecast incentive
+(규칙 제14.2.1조 단서; :mod:`cems.markets.brokerage`).
 
 Hourly CSV files carry tz-aware ``timestamp`` hour starts covering the delivery day in local
 time (24 rows per resource): forecasts ``timestamp,resource_id,forecast_kwh``, actuals
@@ -27,10 +30,14 @@ from cems.markets.usage import parse_aware, parse_number, read_csv_rows
 if TYPE_CHECKING:
     from cems.config.model import SiteConfig
 
-Kind = Literal["pv", "ess", "ev"]
-KINDS: tuple[str, ...] = ("pv", "ess", "ev")
-#: Largest PV or ESS resource a broker may aggregate (kW).
+Kind = Literal["pv", "ess", "ev", "fc"]
+KINDS: tuple[str, ...] = ("pv", "ess", "ev", "fc")
+#: Largest plant or ESS a broker may aggregate (kW); EVs have no limit (규칙 제1.1.2조 97호,
+#: 전기사업법 시행령 제1조의3).
 MAX_SMALL_RESOURCE_KW = 1000.0
+#: Kinds the 1,000 kW limit applies to.
+SIZE_LIMITED_KINDS: tuple[str, ...] = ("pv", "ess", "fc")
+_KIND_NAMES = {"pv": "PV", "ess": "ESS", "fc": "fuel-cell"}
 PORTFOLIO_COLUMNS = ("resource_id", "site", "kind", "capacity_kw", "owner", "rec_weight")
 HOURS = 24
 _TOLERANCE_KWH = 1e-6
@@ -83,10 +90,11 @@ def read_portfolio(path: str | Path) -> Portfolio:
         capacity = parse_number(row["capacity_kw"], f"{where}: capacity_kw")
         if capacity <= 0:
             raise InputError(f"{where}: capacity_kw must be positive")
-        if kind in ("pv", "ess") and capacity > MAX_SMALL_RESOURCE_KW:
+        if kind in SIZE_LIMITED_KINDS and capacity > MAX_SMALL_RESOURCE_KW:
             raise InputError(
                 f"{where}: capacity_kw {capacity:g} exceeds the 1,000 kW limit for a small-scale "
-                f"{kind} resource (규칙 제1.1.2조 97호); split it or trade it directly"
+                f"{_KIND_NAMES[kind]} resource (규칙 제1.1.2조 97호); split it or trade it "
+                "directly"
             )
         weight = parse_number(row["rec_weight"], f"{where}: rec_weight")
         if weight > 5.0:
@@ -102,13 +110,15 @@ def site_portfolio(config: SiteConfig) -> Portfolio:
     """The portfolio of one site's brokerage resources (``brokerage.resources``, in that
     order), the resources the runtime bids: resource id = asset id, site and owner = the
     site id (the community), capacity = the asset's AC limit (PV inverter, ESS discharge,
-    charger), REC weight ``brokerage.rec_weight`` for PV and 0 for storage and chargers.
-    Fuel cells are not a brokerage resource kind here (pv, ess, ev only)."""
+    charger, fuel cell ``max_kw``), REC weight ``brokerage.rec_weight`` for PV and 0 for
+    storage, chargers and fuel cells (the site file has one REC weight, the PV one; a fuel
+    cell's own weight needs a portfolio CSV until the site file can say it)."""
     assets = config.assets
     site_id = config.site.id
     pv = {a.id: a for a in assets.pv}
     ess = {a.id: a for a in assets.ess}
     chargers = {a.id: a for a in assets.ev_chargers}
+    fuel_cells = {a.id: a for a in assets.fuel_cells}
     resources: list[Resource] = []
     for rid in config.brokerage.resources:
         where = f"brokerage.resources: {rid!r}"
@@ -119,12 +129,14 @@ def site_portfolio(config: SiteConfig) -> Portfolio:
         elif rid in chargers:
             c = chargers[rid]
             kind, capacity, weight = "ev", max(c.max_kw, c.max_discharge_kw), 0.0
+        elif rid in fuel_cells:
+            kind, capacity, weight = "fc", fuel_cells[rid].max_kw, 0.0
         else:
-            raise InputError(f"{where} is not a PV array, ESS or EV charger of site "
-                             f"{site_id!r}; brokerage resources are pv, ess or ev only")
-        if kind in ("pv", "ess") and capacity > MAX_SMALL_RESOURCE_KW:
+            raise InputError(f"{where} is not a PV array, ESS, EV charger or fuel cell of site "
+                             f"{site_id!r}")
+        if kind in SIZE_LIMITED_KINDS and capacity > MAX_SMALL_RESOURCE_KW:
             raise InputError(f"{where}: {capacity:g} kW exceeds the 1,000 kW limit for a "
-                             f"small-scale {kind} resource (규칙 제1.1.2조 97호)")
+                             f"small-scale {_KIND_NAMES[kind]} resource (규칙 제1.1.2조 97호)")
         resources.append(Resource(rid, site_id, kind, float(capacity), site_id, weight))  # type: ignore[arg-type]
     if not resources:
         raise InputError(f"site {site_id!r} lists no brokerage.resources")

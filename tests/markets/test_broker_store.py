@@ -135,9 +135,18 @@ def test_settle_db_stores_once_and_the_report_shows_the_share(run_cems, day, tmp
                                                   ("brokerage", f"{DATE}/pv-1", 6_680.0)]
     assert all(r[2] == start_us and r[3] == start_us + 86_400 * 10**6 for r in rows)
     pv = json.loads(rows[1][5])
+    forecast = pv.pop("forecast")
     assert pv == {"delivery_date": DATE, "resource_id": "pv-1", "site": "test-site",
                   "kind": "pv", "owner": "coop", "actual_kwh": 40.0, "energy_krw": 4_000,
                   "rec_krw": 2_800, "incentive_krw": 0, "fee_krw": 120, "net_krw": 6_680}
+    # the portfolio's evaluation, kept for the registration rules (제14.3.1조-14.3.5조):
+    # CF = 10 kWh / 45 kW = 22.222 % in 10:00-13:00; forecast = actual, so FER 0 in those
+    # four hours; main capacity 45 kW <= 20 MW in all 24 hours
+    assert forecast["error_pct_hours"] == [None] * 10 + [0.0] * 4 + [None] * 10
+    assert (forecast["evaluated_hours"], forecast["mean_error_pct"],
+            forecast["low_capacity_hours"]) == (4, 0.0, 24)
+    assert (forecast["incentive_applies"], forecast["incentive_status"]) == (False, "too_small")
+    assert json.loads(rows[0][5])["forecast"] == forecast  # the same on every row of the day
 
     again = run_cems(*settle)
     assert again.returncode == 0, again.stderr

@@ -11,6 +11,10 @@ applies), ess-1 (500 kW, auxiliary), ev-1 (50 kW). Every PV resource has the sam
 except pv-21, curtailed at 12:00 with 400 kWh. ess-1 discharges 210 kWh at 13:00 without a
 forecast; ev-1 sells 30 kWh at 19:00 (forecast 30). SMP: 100 KRW/kWh before 12:00, 120 after.
 REC price 70 KRW/kWh (REC weight 1.2 for pv-01, 1.0 other PV, 0 ESS/EV); fee 5 KRW/kWh.
+
+The aggregate is a registered 대상자원 from 2026-07-01 (declared: ``registered_from``, the
+first 3-month period, 규칙 제14.3.4조 ①). Every quantity is already a whole kWh and every
+error a multiple of 0.001 %, so the 별표8 rounding changes none of the figures below.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from cems.markets.portfolio import read_portfolio, read_resource_hours, read_smp
 EX = Path(__file__).resolve().parents[2] / "examples" / "markets"
 DAY = date(2026, 7, 21)
 TZ = "Asia/Seoul"
+REGISTERED = date(2026, 7, 1)
 
 
 def load_day():
@@ -54,8 +59,10 @@ def test_incentive_price_bands() -> None:
 def test_two_round_day_errors_and_eligible_hours() -> None:
     portfolio, bids, actual, curtailed, smp = load_day()
     result = settle_day(portfolio, bids, actual, curtailed, smp, rec_price_krw_per_kwh=70,
-                        fee_krw_per_kwh=5)
-    assert result.qualifies  # 21 x 1,000 kW = 21,000 kW > 20,000 kW
+                        fee_krw_per_kwh=5, registered_from=REGISTERED)
+    assert result.qualifies  # 21 x 1,000 kW = 21,000 kW > 20,000 kW, registered
+    assert result.incentive_status == "registered"
+    assert "registered 2026-07-01 to 2026-09-30" in result.incentive_reason
     eligible = [h.hour for h in result.hours if h.eligible]
     # CF: 06:00 50/1000 = 5 % and 16:00 90/1000 = 9 % are below 10 %; 07:00 is exactly 10 %
     assert eligible == [7, 8, 9, 10, 11, 12, 13, 14, 15]
@@ -82,12 +89,19 @@ def test_two_round_day_errors_and_eligible_hours() -> None:
     assert result.hours[12].capacity_kwh == 20_000.0
     # (4 + 6 + 7.5 + 8 + 9.5 + 1 + 4 + 6 + 8) / 9 = 54 / 9 = 6.0
     assert result.mean_error_pct == pytest.approx(6.0)
+    assert result.evaluated_hours == 9
+    # 12:00 is the one hour with main capacity <= 20 MW (20,000 kW: 제14.3.1조 단서 counts it)
+    assert result.low_capacity_hours == 1
+    # IFP_t = MGOM_t x FP_t (별표2 Ⅴ.1.가): 07:00 2,100 kWh x 4 = 8,400; 12:00 20 x 800 x 4
+    assert result.hours[7].incentive_krw == 8_400
+    assert result.hours[12].incentive_krw == 64_000
+    assert result.hours[11].incentive_krw == 0  # 9.5 % -> 0 KRW/kWh
 
 
 def test_two_round_day_revenue_and_payouts() -> None:
     portfolio, bids, actual, curtailed, smp = load_day()
     result = settle_day(portfolio, bids, actual, curtailed, smp, rec_price_krw_per_kwh=70,
-                        fee_krw_per_kwh=5)
+                        fee_krw_per_kwh=5, registered_from=REGISTERED)
     by_id = {r.resource_id: r for r in result.resources}
     # a normal PV resource: energy 50+100+300+500+700+800 = 2450 kWh at 100
     #   + 800+600+400+200+90 = 2090 kWh at 120 -> 245,000 + 250,800 = 495,800 won; 4,540 kWh
@@ -121,6 +135,19 @@ def test_two_round_day_revenue_and_payouts() -> None:
     }
 
 
+def test_no_incentive_without_registration() -> None:
+    # the same day with no history and no declared registration: errors are evaluated (the
+    # registration test needs them, 제14.3.2조 ①) but nothing is paid (제14.3.3조)
+    portfolio, bids, actual, curtailed, smp = load_day()
+    result = settle_day(portfolio, bids, actual, curtailed, smp, rec_price_krw_per_kwh=70,
+                        fee_krw_per_kwh=5)
+    assert not result.qualifies and result.incentive_status == "not_registered"
+    assert result.mean_error_pct == pytest.approx(6.0)
+    assert result.incentive_krw == 0
+    # pv-02 without the 13,000 won incentive: 803,900 - 13,000
+    assert {r.resource_id: r.net_krw for r in result.resources}["pv-02"] == 790_900
+
+
 def test_incentive_needs_more_than_20_mw() -> None:
     # one resource of 1,000 kW with a perfect forecast at CF 50 %: error 0 but 1 MW <= 20 MW
     capacity = np.array([1000.0])
@@ -137,6 +164,11 @@ def test_portfolio_limits_and_unknown_resource(tmp_path: Path) -> None:
     big.write_text("resource_id,site,kind,capacity_kw,owner,rec_weight\n"
                    "pv-x,s,pv,1500,o,1\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"big.csv:2: capacity_kw 1500 exceeds the 1,000 kW"):
+        read_portfolio(big)
+    big.write_text("resource_id,site,kind,capacity_kw,owner,rec_weight\n"
+                   "fc-x,s,fc,1000.5,o,1.9\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"1000.5 exceeds the 1,000 kW limit for a small-scale "
+                                         r"fuel-cell resource"):
         read_portfolio(big)
     portfolio = read_portfolio(EX / "portfolio.csv")
     bad = tmp_path / "f.csv"

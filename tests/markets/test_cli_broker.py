@@ -43,16 +43,32 @@ def test_settle_two_round_day(run_cems, tmp_path: Path) -> None:
     write_bids(run_cems, tmp_path)
     proc = run_cems("broker", "settle", "--portfolio", EX / "portfolio.csv", "--date", DATE,
                     "--actual", EX / "actual.csv", "--smp", EX / "smp.csv", "--bids", tmp_path,
-                    "--rec-krw-per-kwh", "70", "--fee-krw-per-kwh", "5", "--json")
+                    "--rec-krw-per-kwh", "70", "--fee-krw-per-kwh", "5",
+                    "--registered-from", "2026-07-01", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["incentive_applies"] is True
+    assert out["incentive_status"] == "registered"
+    assert out["bid_sources"] == {"1": f"bid_{DATE}_r1.json", "2": f"bid_{DATE}_r2.json"}
     assert [h["hour"] for h in out["hours"] if h["eligible"]] == list(range(7, 16))
     assert out["mean_error_pct"] == 6.0
     assert out["incentive_krw"] == 269_800
     assert out["payouts_krw"] == {"village-coop": 8_126_710, "school": 8_039_000,
                                   "farm-kim": 726_700, "resident-lee": 3_450}
     assert out["total_krw"] == 16_895_860
+    # the same day without a registration (no store, nothing declared): no incentive,
+    # 16,895,860 - 269,800 = 16,626,060, and the reason is printed
+    proc = run_cems("broker", "settle", "--portfolio", EX / "portfolio.csv", "--date", DATE,
+                    "--actual", EX / "actual.csv", "--smp", EX / "smp.csv", "--bids", tmp_path,
+                    "--rec-krw-per-kwh", "70", "--fee-krw-per-kwh", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert "forecast incentive does not apply (not_registered): no registered 대상자원" \
+        in proc.stdout
+    assert "total  16,626,060 KRW" in proc.stdout
+    bad = run_cems("broker", "settle", "--portfolio", EX / "portfolio.csv", "--date", DATE,
+                   "--actual", EX / "actual.csv", "--smp", EX / "smp.csv", "--bids", tmp_path,
+                   "--registered-from", "2026-07-15")
+    assert bad.returncode == 2 and "is not the 1st of a month" in bad.stderr
 
 
 def test_settle_reuses_round1_when_round2_missing(run_cems, tmp_path: Path) -> None:
@@ -61,7 +77,11 @@ def test_settle_reuses_round1_when_round2_missing(run_cems, tmp_path: Path) -> N
                     "--actual", EX / "actual.csv", "--smp", EX / "smp.csv", "--bids", tmp_path,
                     "--json")
     assert proc.returncode == 0, proc.stderr
-    assert "round 1 counts for both rounds" in proc.stderr
+    # 제14.4.1조 ② 4호: round 2 takes the latest earlier submission, round 1 of the day
+    assert (f"no round 2 bid (bid_{DATE}_r2.json); the latest earlier submission counts: "
+            f"round 1 for {DATE}") in proc.stderr
+    assert json.loads(proc.stdout)["bid_sources"] == {"1": f"bid_{DATE}_r1.json",
+                                                      "2": f"bid_{DATE}_r1.json"}
     hours = {h["hour"]: h for h in json.loads(proc.stdout)["hours"]}
     # 07:00 with round 1 twice: (5 % + 5 %) / 2 = 5 %
     assert hours[7]["error_pct"] == 5.0
@@ -85,7 +105,7 @@ def test_broker_bad_input(run_cems, tmp_path: Path) -> None:
     proc = run_cems("broker", "settle", "--portfolio", EX / "portfolio.csv", "--date", DATE,
                     "--actual", EX / "actual.csv", "--smp", EX / "smp.csv", "--bids", tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "bid file not found" in proc.stderr
+    assert "bid file not found, and no earlier submission" in proc.stderr
     proc = run_cems("broker", "bid", "--portfolio", EX / "portfolio.csv", "--date", DATE,
                     "--round", "3", "--forecast", over)
     assert proc.returncode == 2  # argparse rejects the round
