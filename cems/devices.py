@@ -147,7 +147,9 @@ def simulation_spec(config: SiteConfig, *, seed: int = 1) -> tuple[SiteSpec, lis
             continue
         params: dict[str, Any] = item.model_dump(exclude={"connection", "id"})
         if section == "meters":
-            params = {"role": "grid" if item.kind == "grid" else "sub"}
+            params = {"role": item.kind if item.kind in ("grid", "trading") else "sub"}
+            if item.kind == "trading":
+                params["assets"] = [p.id for p in config.assets.pv if p.meter == item.id]
         sims.append(SimDeviceSpec(device_id, kind, conn.host, conn.port, conn.device_id,
                                   conn.profile, params, conn.protocol))
     base = config.loads.base

@@ -12,6 +12,7 @@ Definitions (each figure says what it is; docs/glossary.md lists them):
 * ``self_consumption_pct``: the share of local generation (PV + fuel cell) used on site,
   ``1 − Σ export ÷ Σ generation``.
 * ``storage_change_kwh``: energy held in the site's batteries at the end minus the start.
+* ``sold_apart_kwh``: PV sold whole through its own trading meter (not the site's).
 * ``ev_charge_kwh``: energy the chargers delivered (AC side); ``v2g_kwh`` taken back. The
   service cars received (battery side, per stay) is :mod:`cems.accounting.ev`.
 
@@ -68,6 +69,7 @@ def energy_figures(flows: Flows) -> dict[str, Any]:
         "ev_charge_kwh": _r(float(f["ev_charge_kwh"].sum())),
         "v2g_kwh": _r(float(f["v2g_kwh"].sum())),
         "storage_change_kwh": _r(change),
+        "sold_apart_kwh": _r(float(f["sold_apart_kwh"].sum())),
         "self_sufficiency_pct": _r(self_sufficiency_pct(imp, consumption)),
         "self_consumption_pct": _r(self_consumption_pct(exp, generation)),
     }

@@ -11,7 +11,9 @@ meter's net energy of an interval is split into ``grid_import_kwh`` (its positiv
 ``grid_export_kwh`` (its negative part); a battery's into charge and discharge; an EV
 charger's into charging and V2G discharge. ``consumption_kwh`` is what the site's loads used
 (base load, deferrable loads and EV charging; batteries are storage, not consumption):
-``import − export + PV + fuel cell + ESS discharge − ESS charge + V2G``.
+``import − export + PV + fuel cell + ESS discharge − ESS charge + V2G``. PV sold whole
+through its own trading meter (전량 판매) is not part of the site: it is counted apart as
+``sold_apart_kwh`` (its trading meter's export, else the arrays' output).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ STEP_H = STEP / pd.Timedelta(hours=1)
 FLOW_COLUMNS = (
     "grid_import_kwh", "grid_export_kwh", "pv_kwh", "fc_kwh", "ess_charge_kwh",
     "ess_discharge_kwh", "ev_charge_kwh", "v2g_kwh", "fc_fuel_kwh", "fc_heat_kwh",
-    "heat_demand_kwh",
+    "heat_demand_kwh", "sold_apart_kwh",
 )
 
 
@@ -132,7 +134,13 @@ def flows_from_means(config: SiteConfig, means: pd.DataFrame, *,
             out += np.clip(values, 0.0, None) if part == "pos" else np.clip(-values, 0.0, None)
         return out * STEP_H
 
-    pv = total([p.id for p in a.pv], "pos")
+    pv = total([p.id for p in config.site_pv], "pos")
+    apart_meters = [m.id for m in config.meters if m.kind == "trading"]
+    sold_apart = np.zeros(len(index))
+    for meter in apart_meters:
+        arrays = [p.id for p in a.pv if p.meter == meter]
+        sold_apart += (total([meter], "neg") if meter in means.columns
+                       else total(arrays, "pos"))
     fc = total([f.id for f in a.fuel_cells], "pos")
     fuel = sum((np.clip(kw(f.id), 0.0, None) * STEP_H / f.electrical_efficiency
                 for f in a.fuel_cells), start=np.zeros(len(index)))
@@ -161,6 +169,7 @@ def flows_from_means(config: SiteConfig, means: pd.DataFrame, *,
         "fc_fuel_kwh": fuel,
         "fc_heat_kwh": heat,
         "heat_demand_kwh": heat_demand_kwh(config, index),
+        "sold_apart_kwh": sold_apart,
     }, index=index)
     devices = [d for d in means.columns if d is not None]
     assets = means[devices].astype(float) * STEP_H
@@ -182,6 +191,7 @@ def device_columns(config: SiteConfig) -> list[str]:
     """The devices whose powers make the flows: grid and base-load meters, assets, loads."""
     a = config.assets
     ids = [config.site.grid.meter, config.loads.base.meter]
+    ids += [m.id for m in config.meters if m.kind == "trading"]
     ids += [x.id for group in (a.pv, a.ess, a.fuel_cells, a.ev_chargers) for x in group]
     ids += [d.id for d in config.loads.deferrable]
     return [i for i in dict.fromkeys(ids) if i is not None]

@@ -231,9 +231,8 @@ def _meters_and_households(config: SiteConfig) -> Iterator[Finding]:
 
 
 def _meter_topology(config: SiteConfig) -> Iterator[Finding]:
-    """``meters[].behind`` names a known meter, without cycles; the grid meter is on the grid;
-    assets sit behind the site's grid meter (the only place the planner and the accounting
-    handle today)."""
+    """``meters[].behind`` names a known meter, without cycles; grid and trading meters are on
+    the grid; assets sit behind the site's grid meter or, PV only, on a trading meter."""
     meters = {m.id: m for m in config.meters}
     for i, meter in enumerate(config.meters):
         if meter.behind is None:
@@ -247,14 +246,28 @@ def _meter_topology(config: SiteConfig) -> Iterator[Finding]:
         elif meter.id in config.upstream_meters(meter.behind) or meter.behind == meter.id:
             yield Finding(where, f"meters behind each other in a loop ({meter.id!r} and "
                           f"{meter.behind!r})")
+        if meter.kind == "trading":
+            yield Finding(where, f"a trading meter is a generator's own connection to the "
+                          f"grid and is behind no other meter (got {meter.behind!r})")
     grid = config.site.grid.meter
     for kind in ("pv", "ess", "fuel_cells"):
         for i, item in enumerate(getattr(config.assets, kind)):
-            if item.meter is not None and item.meter in meters and item.meter != grid:
-                yield Finding(("assets", kind, i, "meter"),
-                              f"{item.id} sits behind meter {item.meter!r}, but only assets "
-                              f"behind the site's grid meter ({grid!r}) are planned and "
-                              "accounted today; leave meter unset or name the grid meter")
+            if item.meter is None or item.meter not in meters or item.meter == grid:
+                continue
+            where = ("assets", kind, i, "meter")
+            if meters[item.meter].kind != "trading":
+                yield Finding(where, f"{item.id} sits behind meter {item.meter!r}, but assets "
+                              f"are planned and accounted behind the site's grid meter "
+                              f"({grid!r}) or on a trading meter; leave meter unset, or name "
+                              "the grid meter or a meter of kind trading")
+            elif kind != "pv":
+                yield Finding(where, f"{item.id}: only PV arrays can be sold whole through a "
+                              "trading meter (전량 판매) today")
+    for i, meter in enumerate(config.meters):
+        if meter.kind == "trading" and not any(
+                p.meter == meter.id for p in config.assets.pv):
+            yield Finding(("meters", i, "kind"), f"trading meter {meter.id!r} meters no "
+                          "asset: name it as the meter of the PV array it sells")
 
 
 def _plan_name(plan_id: str) -> str | None:
@@ -395,12 +408,6 @@ def _markets(config: SiteConfig) -> Iterator[Finding]:
             ("brokerage", "resources"),
             "must list at least one asset id when brokerage is enabled (got [])",
         )
-    fuel_cells = {f.id for f in config.assets.fuel_cells}
-    for i, ref in enumerate(brokerage.resources):
-        if ref in fuel_cells:
-            yield Finding(("brokerage", "resources", i),
-                          f"{ref!r} is a fuel cell; brokerage resources are PV arrays, ESS "
-                          "and EV chargers (bids and settlement know pv, ess, ev only)")
     if brokerage.enabled:
         s = config.scheduler
         for field, value, closes in (("day_ahead_time", s.day_ahead_time, time(10, 0)),

@@ -226,7 +226,9 @@ class PvArray(StrictModel):
     inverter_ac_kw: Positive = Field(description="Inverter AC power limit.")
     losses_pct: float = Field(14.0, ge=0.0, lt=100.0, description="DC system losses.")
     curtailable: bool = True
-    meter: Identifier | None = None
+    meter: Identifier | None = Field(
+        None, description="The meter it sits behind: unset or the grid meter (it serves the "
+        "site), or a trading meter (sold whole through its own meter, 전량 판매).")
     connection: Connection | None = None
 
 
@@ -398,16 +400,19 @@ class Loads(StrictModel):
 
 
 class Meter(StrictModel):
-    """A meter: the grid (revenue) meter, a sub-meter or a household meter.
+    """A meter: the grid (revenue) meter, a sub-meter, a household meter or a trading meter.
 
     ``behind`` names the meter upstream of this one: a household meter inside an apartment
     complex is behind the complex's grid meter; a household with its own KEPCO connection
-    elsewhere has none.
+    elsewhere has none. A trading meter (거래용 계량기) measures a generator sold whole
+    (전량 판매) on its own connection: the assets that name it as their ``meter`` feed the
+    grid through it, not the site.
     """
 
     id: Identifier
-    kind: Literal["grid", "sub", "household"] = Field(
-        description="grid: point of connection; sub: a sub-meter; household: a home's meter."
+    kind: Literal["grid", "sub", "household", "trading"] = Field(
+        description="grid: point of connection; sub: a sub-meter; household: a home's meter; "
+        "trading: a generator's own trading meter (전량 판매), its assets outside the site."
     )
     behind: Identifier | None = Field(
         None, description="The meter upstream of this one (household and sub meters inside "
@@ -449,6 +454,14 @@ class Brokerage(StrictModel):
         None, description="Broker portfolio CSV (see docs/markets.md), relative to the file."
     )
     registered_at: AwareDatetime | None = None
+    expected_smp_krw_per_kwh: NonNegative = Field(
+        118.0, description="SMP the bid plans and firming re-plans value exports at, until "
+        "an SMP forecast feed is connected (default: the 2025 mainland mean, about 118 "
+        "KRW/kWh).")
+    deviation_penalty_krw_per_kwh: NonNegative = Field(
+        4.0, description="What a kWh of deviation from the bid costs in the re-plans that "
+        "follow it (default: the top forecast-incentive price, 규칙 별표2 Ⅴ.1.가, forfeited "
+        "when an hour's error passes 6 %); raise it to follow bids harder.")
 
     _resolve = field_validator("portfolio_file")(resolve_path)
 
@@ -459,7 +472,15 @@ class DemandResponse(StrictModel):
     enabled: bool = False
     program: Literal["kukmin_dr", "plus_dr", "standard_dr"] = "kukmin_dr"
     cbl_method: Literal["max4of5", "mid6of10", "mid4of6", "mid8of10", "hmid4of6"] = Field(
-        "mid6of10", description="KPX 별표28 baseline; hmid4of6 is the 플러스DR weekend one."
+        "mid6of10", description="KPX 별표28 baseline; hmid4of6 is the 플러스DR weekend one. "
+        "The default for months not in cbl_method_by_month."
+    )
+    cbl_method_by_month: dict[
+        str, Literal["max4of5", "mid6of10", "mid4of6", "mid8of10", "hmid4of6"]
+    ] = Field(
+        {}, description="The method KPX designated for a month (규칙 "
+        "제12.5.2.1조 ① 2호 가목: announced before each month), by month YYYY-MM, e.g. "
+        "{\"2026-07\": mid8of10}; events of other months use cbl_method."
     )
     auto_opt_in: bool = Field(True, description="Accept events automatically within limits.")
     max_reduction_kw: NonNegative = Field(0.0, description="Largest reduction to commit.")
@@ -468,7 +489,9 @@ class DemandResponse(StrictModel):
         None, ge=1, le=24 * 60, description="Registered response time RT (default: notice)."
     )
     count_temporary_holidays: bool = Field(
-        False, description="Treat ad-hoc 임시공휴일 as holidays in CBL day selection."
+        True, description="임시공휴일 (관공서의 공휴일에 관한 규정 제2조 11호) are 공휴일 for KPX: "
+        "not 평일 for CBL reference days or events. false treats them as ordinary weekdays "
+        "(KEPCO's tariff reading)."
     )
     participants: tuple[Identifier, ...] = Field(
         (), description="Meter ids of participating households (default: all households)."
@@ -484,6 +507,18 @@ class DemandResponse(StrictModel):
     ven_name: Identifier | None = Field(
         None, description="VEN name registered with the VTN (default: the site id)."
     )
+
+    @field_validator("cbl_method_by_month", mode="before")
+    @classmethod
+    def _month_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for key in value:
+            text = str(key)
+            if (not isinstance(key, str) or len(text) != 7 or text[4] != "-"
+                    or not (text[:4] + text[5:]).isdigit() or not 1 <= int(text[5:]) <= 12):
+                raise ValueError(f"{key!r}: write the month as YYYY-MM, e.g. 2026-07")
+        return value
 
     @field_validator("openadr_vtn_url")
     @classmethod
@@ -549,6 +584,21 @@ class SiteConfig(StrictModel):
             chain.append(current)
             current = behind.get(current)
         return chain
+
+    def trading_meter_of(self, asset_id: str) -> str | None:
+        """The trading meter an asset is sold whole through (전량 판매), or None when it sits
+        behind the site's grid meter and serves the site."""
+        trading = {m.id for m in self.meters if m.kind == "trading"}
+        for group in (self.assets.pv, self.assets.fuel_cells, self.assets.ess):
+            for item in group:
+                if item.id == asset_id:
+                    return item.meter if item.meter in trading else None
+        return None
+
+    @property
+    def site_pv(self) -> tuple[PvArray, ...]:
+        """The PV arrays behind the site's grid meter (those on trading meters excluded)."""
+        return tuple(p for p in self.assets.pv if self.trading_meter_of(p.id) is None)
 
     def behind_grid_meter(self, meter_id: str) -> bool:
         """True when ``meter_id`` sits (directly or not) behind the site's grid meter."""

@@ -171,10 +171,22 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
     if "export_price_krw_per_kwh" in ts.columns:
         export_price = ts["export_price_krw_per_kwh"].to_numpy()
     elif b.enabled and "smp_krw_per_kwh" in ts.columns:
+        commitment = (ts["brokerage_commitment_kw"].to_numpy(dtype=float)
+                      if "brokerage_commitment_kw" in ts.columns else None)
         brokerage = opt.Brokerage(smp_krw_per_kwh=ts["smp_krw_per_kwh"].to_numpy(),
                                   rec_krw_per_kwh=b.rec_price_krw_per_kwh * b.rec_weight,
-                                  fee_krw_per_kwh=b.broker_fee_krw_per_kwh)
-        notes.append("exports sold through the broker at SMP + REC x weight - fee")
+                                  fee_krw_per_kwh=b.broker_fee_krw_per_kwh,
+                                  commitment_kw=commitment,
+                                  settlement_steps=max(1, round(1.0 / dt_h)),
+                                  settlement_offset_steps=int(
+                                      index[0].minute // max(1, round(dt_h * 60))),
+                                  deviation_penalty_krw_per_kwh=b.deviation_penalty_krw_per_kwh)
+        notes.append("exports sold through the broker at SMP + REC x weight - fee, at the "
+                     "site meter (the trading meter of the resources behind it)")
+        if commitment is not None and np.isfinite(commitment).any():
+            notes.append("following the accepted bid: each hour's export at the trading meter "
+                         f"is held to it, deviations at {b.deviation_penalty_krw_per_kwh:g} "
+                         "KRW/kWh")
     elif "smp_krw_per_kwh" in ts.columns:
         export_price = ts["smp_krw_per_kwh"].to_numpy()
         notes.append("export price = SMP column")
@@ -194,9 +206,9 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
             demand = opt.DemandCharge(dc.rate_krw_per_kw_month, dc.counts, floor_kw,
                                       month_fraction=dc.month_fraction)
     pv = ()
-    if config.assets.pv or ts["pv_kw"].gt(0).any():
+    if config.site_pv or ts["pv_kw"].gt(0).any():
         pv = (opt.PvSource("pv", ts["pv_kw"].to_numpy(),
-                           curtailable=all(a.curtailable for a in config.assets.pv)),)
+                           curtailable=all(a.curtailable for a in config.site_pv)),)
     storage = tuple(opt.Storage(
         e.id, e.capacity_kwh, e.max_charge_kw, e.max_discharge_kw, e.charge_efficiency,
         e.discharge_efficiency, e.soc_min, e.soc_max, e.soc_initial,

@@ -19,12 +19,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
 from cems.config import SiteConfig
+from cems.config.model import PvArray
 from cems.errors import InputError
 from cems.planning.inputs import EV_REQUIRED, PlanningInputs
 
@@ -69,12 +71,16 @@ def base_load(config: SiteConfig, index: pd.DatetimeIndex) -> pd.Series:
     return pd.Series(mean_kw * (1.0 + k * (shape - 1.0)), index=index, name="load_kw")
 
 
-def pv_clear_sky(config: SiteConfig, index: pd.DatetimeIndex) -> pd.Series:
-    """Total AC PV power (kW) per step under clear sky, from every array of the site."""
+def pv_clear_sky(config: SiteConfig, index: pd.DatetimeIndex,
+                 arrays: Sequence[PvArray] | None = None) -> pd.Series:
+    """Total AC PV power (kW) per step under clear sky of ``arrays`` (default: the arrays
+    behind the site's grid meter, :attr:`SiteConfig.site_pv`; arrays sold whole through
+    their own trading meter do not serve the site)."""
     import pvlib
 
+    arrays = config.site_pv if arrays is None else tuple(arrays)
     total = np.zeros(len(index))
-    if not config.assets.pv:
+    if not arrays:
         return pd.Series(total, index=index, name="pv_kw")
     s = config.site
     step = (index[1] - index[0]) if len(index) > 1 else timedelta(minutes=15)
@@ -82,7 +88,7 @@ def pv_clear_sky(config: SiteConfig, index: pd.DatetimeIndex) -> pd.Series:
     loc = pvlib.location.Location(s.latitude, s.longitude, s.timezone, s.altitude_m)
     sun = loc.get_solarposition(mid)
     sky = loc.get_clearsky(mid, solar_position=sun)
-    for arr in config.assets.pv:
+    for arr in arrays:
         poa = pvlib.irradiance.get_total_irradiance(
             arr.tilt_deg, arr.azimuth_deg, sun["apparent_zenith"], sun["azimuth"],
             sky["dni"], sky["ghi"], sky["dhi"], model="isotropic")["poa_global"].fillna(0.0)

@@ -273,7 +273,7 @@ def _forecast_accuracy(config: SiteConfig, schedule: pd.DataFrame, flows: Flows,
         if column not in schedule.columns:
             continue
         actual = flows.consumption_kwh if what == "demand" else flows.frame["pv_kwh"]
-        capacity = sum(p.inverter_ac_kw for p in config.assets.pv) if what == "pv" else None
+        capacity = sum(p.inverter_ac_kw for p in config.site_pv) if what == "pv" else None
         try:
             accuracy[f"{what}_nmae_pct"] = _r(nmae_pct(
                 pd.to_numeric(schedule[column], errors="coerce"), actual / STEP_H,

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cems.accounting import Flows, flows_from_store, flows_from_trace, site_figures
@@ -139,6 +140,7 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     summary = _summary(config, store, runtime, recorder, (counted_from, end), stats, wall_s)
     summary["counted"]["warm_up_days"] = options.warm_up
     summary["forecast_nmae_pct"] = accuracy
+    summary["brokerage"] = settle_delivered_days(config, store, out_dir, start, end)
     summary["resident"] = resident_outputs(config, store, out_dir, start, end)
     _write_outputs(config, out_dir, runtime, trace[trace.index < end],
                    base_trace[base_trace.index < end], summary)
@@ -156,6 +158,51 @@ def store_metered(config: SiteConfig, store: TelemetryStore, trace: pd.DataFrame
     """
     store.write_interval_means(means_from_trace(config, trace), quantity="active_power_kw")
     store.write_interval_means(soc_means_from_trace(config, trace), quantity="soc_pct")
+
+
+def settle_delivered_days(config: SiteConfig, store: TelemetryStore, out_dir: Path,
+                          start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Settle every simulated day the runtime bid for (from day 2 on): bids from the bid
+    files, actuals the energy metered through each resource's trading meter, SMP the site's
+    expected SMP (the demo has no market data); stored for the resident report's share."""
+    from cems.markets.bids import valid_bids
+    from cems.markets.brokerage import settle_day
+    from cems.markets.brokerage_store import store_day
+    from cems.markets.portfolio import site_portfolio
+    from cems.markets.traded import metered_traded_kwh
+
+    b = config.brokerage
+    folder = out_dir / "bids"
+    if not b.enabled or not folder.is_dir():
+        return []
+    tz = config.site.timezone
+    portfolio = site_portfolio(config)
+    out = []
+    day = (pd.Timestamp(start).tz_convert(tz) + pd.Timedelta(days=1)).date()
+    last = (pd.Timestamp(end).tz_convert(tz) - pd.Timedelta(seconds=1)).date()
+    while day <= last:
+        bids = valid_bids(folder, portfolio, day, tz)
+        actual = metered_traded_kwh(config, store, portfolio, day)
+        smp = np.full(24, b.expected_smp_krw_per_kwh)
+        result = settle_day(portfolio, bids.rounds, actual, np.zeros_like(actual, dtype=bool),
+                            smp, rec_price_krw_per_kwh=b.rec_price_krw_per_kwh,
+                            fee_krw_per_kwh=b.broker_fee_krw_per_kwh)
+        store_day(store, result, portfolio, site_id=config.site.id, tz=tz)
+        day_start = pd.Timestamp(day.isoformat(), tz=tz)
+        flows = flows_from_store(config, store, day_start, day_start + pd.Timedelta(days=1))
+        out.append({
+            "delivery_date": day.isoformat(),
+            "bid_kwh": round(float(bids.rounds[1].aggregate_kwh.sum()), 3),
+            "traded_kwh": round(float(actual.sum()), 3),
+            "site_export_kwh": round(float(flows.frame["grid_export_kwh"].sum()), 3),
+            "sold_apart_kwh": round(float(flows.frame["sold_apart_kwh"].sum()), 3),
+            "paid_krw": int(sum(x.net_krw for x in result.resources)),
+            "smp_krw_per_kwh": b.expected_smp_krw_per_kwh,
+            "incentive_status": result.incentive_status,
+            "notes": list(bids.notes),
+        })
+        day = day + timedelta(days=1)
+    return out
 
 
 def world_figures(config: SiteConfig, flows: Flows, record: WorldRecord,
@@ -299,6 +346,12 @@ def format_summary(summary: dict[str, Any]) -> str:
                  f"{r['plans_reusing_model']} in the previous model), "
                  f"{r['commands_written']:,} setpoints, {summary['alarms']} alarms, "
                  f"{summary['wall_s']} s wall")
+    for day in summary.get("brokerage") or []:
+        lines.append(
+            f"  brokerage {day['delivery_date']}: bid {day['bid_kwh']:,.1f} kWh, traded "
+            f"{day['traded_kwh']:,.1f} kWh through the trading meters (site export "
+            f"{day['site_export_kwh']:,.1f} kWh), paid {day['paid_krw']:,} KRW at the expected "
+            f"SMP {day['smp_krw_per_kwh']:g} KRW/kWh")
     resident = summary.get("resident")
     if resident:
         lines.append(

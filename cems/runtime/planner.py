@@ -103,9 +103,9 @@ def live_inputs(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState,
         ts["load_kw"] = ts["load_kw"].to_numpy() * _fade(index, level)
         notes.append(f"load level x{level:.2f} from the {base_meter} meter, fading over "
                      f"{CORRECTION_FADE_H:g} h")
-    measured_pv = [state.value(p.id, "active_power_kw") for p in config.assets.pv]
+    measured_pv = [state.value(p.id, "active_power_kw") for p in config.site_pv]
     clear_now = float(ts["pv_kw"].iloc[0])
-    total_kwp = sum(p.kwp for p in config.assets.pv)
+    total_kwp = sum(p.kwp for p in config.site_pv)
     if measured_pv and all(v is not None for v in measured_pv) and clear_now > 0.05 * total_kwp:
         ratio = float(np.clip(sum(measured_pv) / clear_now, 0.05, 1.3))  # type: ignore[arg-type]
         ts["pv_kw"] = ts["pv_kw"].to_numpy() * _fade(index, ratio)
@@ -180,11 +180,16 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
               load_forecast_kw: pd.Series | None = None,
               objective: opt.Objective = "cost",
               dr_events: pd.DataFrame | None = None,
-              solver: opt.RollingSolver | None = None) -> Plan:
+              solver: opt.RollingSolver | None = None,
+              brokerage_commitment_kw: pd.Series | None = None,
+              value_exports: bool = False) -> Plan:
     """Solve a plan from ``now``; raises the optimiser's errors (the caller falls back).
 
     ``dr_events`` adds rows to the inputs' DR events (columns of
     :class:`cems.planning.PlanningInputs.dr_events`), e.g. a committed 국민DR cap.
+    ``value_exports`` (brokerage enabled): exports through the site meter are sold at the
+    expected SMP + REC − fee; ``brokerage_commitment_kw`` (per step, NaN where none) holds
+    each hour's export to the accepted bid (firming).
     ``solver`` keeps the compiled model between calls (rolling re-plans reuse it while the
     problem's structure is unchanged); without it every call builds a new model."""
     step_min = config.scheduler.step_min
@@ -194,6 +199,14 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
         frames = [f for f in (inputs.dr_events, dr_events) if len(f)]
         inputs = PlanningInputs(inputs.timeseries, inputs.ev_sessions,
                                 pd.concat(frames, ignore_index=True), source=inputs.source)
+    if config.brokerage.enabled and (value_exports or brokerage_commitment_kw is not None):
+        ts = inputs.timeseries.copy()
+        ts["smp_krw_per_kwh"] = config.brokerage.expected_smp_krw_per_kwh
+        if brokerage_commitment_kw is not None:
+            ts["brokerage_commitment_kw"] = brokerage_commitment_kw.reindex(index).to_numpy()
+        inputs = PlanningInputs(ts, inputs.ev_sessions, inputs.dr_events, source=inputs.source)
+        notes.append(f"exports valued at the expected SMP "
+                     f"{config.brokerage.expected_smp_krw_per_kwh:g} KRW/kWh")
     problem, build_notes = build_problem(config, inputs, index)
     problem = with_live_state(problem, state)
     options = solve_options(objective, time_limit_s)
@@ -239,9 +252,9 @@ def stored_schedule(schedule: pd.DataFrame, config: SiteConfig) -> pd.DataFrame:
             column = f"ev_{charger.id}_{quantity}"
             if column in schedule:
                 out[f"{charger.id}_{quantity}"] = schedule[column]
-    total_kwp = sum(p.kwp for p in config.assets.pv)
+    total_kwp = sum(p.kwp for p in config.site_pv)
     if "pv_pv_kw" in schedule and total_kwp > 0:
-        for array in config.assets.pv:
+        for array in config.site_pv:
             out[f"{array.id}_pv_kw"] = schedule["pv_pv_kw"] * array.kwp / total_kwp
         curtailed = schedule.get("pv_pv_curtailed_kw", 0.0)
         out["pv_forecast_kw"] = schedule["pv_pv_kw"] + curtailed

@@ -190,6 +190,13 @@ class Runtime:
         # accepted DR events in the horizon: hard caps import <= CBL - committed
         caps = dr_caps(self.store, index, now=now, tz=self.config.site.timezone)
         self.dr_commitments = caps.commitments  # held in real time by dispatch, plan or not
+        extra: dict[str, object] = {}
+        if self.config.brokerage.enabled:
+            commitment = bidding.bid_commitment_kw(self.config, self.store, index)
+            if commitment is not None:
+                extra["brokerage_commitment_kw"] = commitment
+            if kind == "day_ahead" or commitment is not None:
+                extra["value_exports"] = True
         try:
             plan = await asyncio.to_thread(
                 self.planner, self.config, self.state, now, kind=kind,
@@ -197,7 +204,7 @@ class Runtime:
                 time_limit_s=self.options.solve_time_limit_s,
                 load_forecast_kw=self.load_forecast(index),
                 solver=self._solvers.setdefault(kind, opt.RollingSolver()),
-                dr_events=caps.rows,
+                dr_events=caps.rows, **extra,
             )
         except Exception as exc:  # optimiser failure must never stop the site
             self.counters.plan_failures += 1
@@ -275,20 +282,24 @@ class Runtime:
         async with self._plan_lock:
             plan, plan_id, error = await self._plan_and_store("day_ahead", horizon_h)
         if plan is not None:
-            schedule, source = stored_schedule(plan.schedule, self.config), "plan"
+            schedule = bidding.with_sold_apart(
+                self.config, stored_schedule(plan.schedule, self.config))
+            source = "plan"
         else:
             index = horizon(now, self.config.scheduler.step_min, horizon_h)
             schedule = bidding.forecast_schedule(self.config, self.state, now, horizon_h,
                                                  self.load_forecast(index))
             source = "forecast"
-        bid, notes = bidding.bid_from_schedule(schedule, portfolio, delivery, round_no, tz)
+        bid, notes = bidding.bid_from_schedule(self.config, schedule, portfolio, delivery,
+                                               round_no)
         if error is not None:
             notes.insert(0, f"plan failed ({error}): bid from the forecast, storage and V2G 0")
         closes = deadline(delivery, round_no, tz).to_pydatetime()
         if self.clock.now() >= closes:
             raise CemsError(f"the bid was ready only after the deadline {closes.isoformat()}")
         folder = self.options.bid_dir or bids_dir(self.config)
-        json_path, csv_path = await asyncio.to_thread(write_bid_files, bid, portfolio, folder)
+        json_path, csv_path = await asyncio.to_thread(write_bid_files, bid, portfolio, folder,
+                                                      submitted_at=self.clock.now())
         self.store.record_bid(
             market=bidding.MARKET, trade_date=delivery.isoformat(), round_no=round_no,
             submitted=self.clock.now(), payload={**bid.to_json(portfolio), "source": source,
@@ -387,9 +398,9 @@ class Runtime:
         schedule = schedule[(schedule.index >= start) & (schedule.index < end)]
         scores: dict[str, float] = {}
         targets = [("load_kw", "load_forecast_kw", [self.config.loads.base.meter], None)]
-        if self.config.assets.pv:
-            capacity = sum(p.inverter_ac_kw for p in self.config.assets.pv)
-            targets.append(("pv_kw", "pv_forecast_kw", [p.id for p in self.config.assets.pv],
+        if self.config.site_pv:
+            capacity = sum(p.inverter_ac_kw for p in self.config.site_pv)
+            targets.append(("pv_kw", "pv_forecast_kw", [p.id for p in self.config.site_pv],
                             capacity))
         for quantity, column, devices, capacity in targets:
             if column not in schedule or None in devices:
@@ -555,7 +566,7 @@ class Runtime:
     def _fallback(self, now: datetime, expiry: timedelta) -> list[Command]:
         meter = self.config.loads.base.meter
         load = self.state.value(meter, "active_power_kw") if meter else None
-        pv = sum(self.state.value(p.id, "active_power_kw") or 0.0 for p in self.config.assets.pv)
+        pv = sum(self.state.value(p.id, "active_power_kw") or 0.0 for p in self.config.site_pv)
         fc = sum(self.state.value(f.id, "active_power_kw") or 0.0
                  for f in self.config.assets.fuel_cells)
         net = (load or 0.0) - pv - fc
@@ -607,7 +618,8 @@ def _planned_kw(row: pd.Series, kind: str, device_id: str, config: SiteConfig,
     if kind == "pv":
         available = float(row.get("pv_pv_kw", 0.0) + row.get("pv_pv_curtailed_kw", 0.0))
         array = next(p for p in config.assets.pv if p.id == device_id)
-        if available <= 0 or row.get("pv_pv_curtailed_kw", 0.0) <= 1e-6:
+        if (config.trading_meter_of(device_id) is not None or available <= 0
+                or row.get("pv_pv_curtailed_kw", 0.0) <= 1e-6):  # sold whole: never capped
             return array.inverter_ac_kw
         return array.inverter_ac_kw * float(row.get("pv_pv_kw", 0.0)) / available
     return None

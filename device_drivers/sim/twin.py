@@ -34,7 +34,9 @@ class SimDeviceSpec:
     """One simulated device: where it is served and the parameters of its physics.
 
     ``params`` are the asset's site fields (``kwp``, ``capacity_kwh`` ...); for a meter,
-    ``params["role"]`` is ``grid`` (sums the whole site) or ``sub`` (the base load).
+    ``params["role"]`` is ``grid`` (sums the whole site), ``sub`` (the base load) or
+    ``trading`` (a generator's own trading meter: exports what ``params["assets"]`` produce;
+    those generators are not part of the site's sum).
     """
 
     name: str
@@ -94,6 +96,11 @@ class Twin:
         self.time = start
         self.load = LoadModel(site.base_load_daily_kwh, random.Random(site.seed + 2))
         self.specs = {d.name: d for d in site.devices}
+        #: generators metered by their own trading meter (``params["assets"]`` of a meter
+        #: with role ``trading``): they feed the grid through it, not the site
+        self._sold_apart = frozenset(
+            a for d in site.devices if d.params.get("role") == "trading"
+            for a in d.params.get("assets", ()))
         self.models: dict[str, Any] = {}
         for i, spec in enumerate(site.devices):
             self.models[spec.name] = self._build(spec, random.Random(site.seed + 10 + i))
@@ -159,10 +166,12 @@ class Twin:
         local = self.time.astimezone(self.tz)
         self.load.step(local.hour + local.minute / 60 + local.second / 3600)
         net_kw = self.load.power_kw
-        for model in self.models.values():
+        apart = self._sold_apart
+        for name, model in self.models.items():
             if isinstance(model, PvModel):
                 model.step(dt_h, elevation, cloud, sun_azimuth)
-                net_kw -= model.power_kw
+                if name not in apart:  # a generator on its own trading meter is not the site
+                    net_kw -= model.power_kw
             elif isinstance(model, EssModel | FuelCellModel):
                 model.step(dt_h)
                 net_kw -= model.power_kw
@@ -171,8 +180,15 @@ class Twin:
                 net_kw += model.power_kw
         for name, model in self.models.items():
             if isinstance(model, MeterModel):
-                role = self.specs[name].params.get("role", "grid")
-                power = net_kw if role == "grid" else self.load.power_kw
+                params = self.specs[name].params
+                role = params.get("role", "grid")
+                if role == "grid":
+                    power = net_kw
+                elif role == "trading":  # exports what its generators produce
+                    power = -sum(self.models[a].power_kw for a in params.get("assets", ())
+                                 if a in self.models)
+                else:
+                    power = self.load.power_kw
                 model.update(power, dt_h, self.rng)
 
     # ------------------------------------------------------------------ values

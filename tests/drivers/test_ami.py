@@ -12,7 +12,7 @@ from device_drivers import AmiFormatError
 from device_drivers.ami import parse_readout, read_csv, read_greenbutton, readouts_to_frame
 from device_drivers.ami.iec62056_21 import bcc
 
-GB_DIR = Path("/work/shared/reference/data/greenbutton")
+GB_DIR = Path(__file__).resolve().parents[1] / "data" / "greenbutton"
 SAMPLES = sorted(GB_DIR.glob("*.xml"))
 
 

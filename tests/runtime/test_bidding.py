@@ -2,9 +2,11 @@
 
 The small site (PV, ESS, fuel cell on loopback Modbus) with ``brokerage.enabled`` runs from
 09:00 to 17:00 on D-1: the day-ahead job at 09:30 and the round-2 job at 16:30 must each
-store and write a bid for D (tomorrow) before the KPX deadlines (10:00, 17:00). The
-expected hourly values are recomputed here from the stored plan's JSON with the standard
-library (kW x 0.25 h summed per local hour), not through the code under test.
+store and write a bid for D (tomorrow) before the KPX deadlines (10:00, 17:00). A bid is
+what the plan sends through the trading meter (the site's grid meter): the planned net
+export of each hour, split over PV and ESS by what each is planned to produce in the hour.
+The expected hourly values are recomputed here from the stored plan's JSON with the
+standard library (kW x 0.25 h summed per local hour), not through the code under test.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ D = date(2026, 7, 16)
 
 
 def brokerage_site(path: Path):
-    """The small site with brokerage on (PV and ESS offered) and a 5-minute poll."""
+    """The small site with brokerage on (PV and ESS offered), a 5-minute poll and a light
+    base load, so that at noon the PV produces more than the site and its battery take."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["loads"]["base"].update({"peak_kw": 20, "daily_energy_kwh": 200})
     doc["brokerage"] = {"enabled": True, "broker_id": "test-vpp",
                         "resources": ["pv-1", "ess-1"], "rec_weight": 1.0}
     doc["scheduler"].update({"poll_interval_s": 300, "setpoint_expiry_s": 900,
@@ -100,16 +104,26 @@ def test_round_1_and_2_bids_for_tomorrow_from_the_plan(small_site_path, tmp_path
             kind, rows = stored_plan(db, payload["plan_id"])
             assert kind == "day_ahead"
             plan_ids.append(payload["plan_id"])
-            pv = hand_hourly_kwh(rows, "pv-1_pv_kw", D)
-            ess = hand_hourly_kwh(rows, "ess-1_discharge_kw", D)
+            pv_made = hand_hourly_kwh(rows, "pv-1_pv_kw", D)
+            ess_made = hand_hourly_kwh(rows, "ess-1_discharge_kw", D)
+            for row_ in rows:  # the meter nets: export only what is not imported
+                row_["net_export_kw"] = max(row_["grid_export_kw"] - row_["grid_import_kw"], 0)
+            export = hand_hourly_kwh(rows, "net_export_kw", D)
+            pv, ess = [], []
+            for e, a, b in zip(export, pv_made, ess_made, strict=True):
+                share = e / (a + b) if a + b > 0 else 0.0
+                pv.append(a * min(share, 1.0))
+                ess.append(b * min(share, 1.0))
             assert by_id["pv-1"] == pytest.approx(pv, abs=1e-5)
             assert by_id["ess-1"] == pytest.approx(ess, abs=1e-5)
-            assert sum(by_id["pv-1"]) == pytest.approx(sum(pv), abs=1e-4)
             assert payload["aggregate_kwh"] == pytest.approx(
                 [a + b for a, b in zip(pv, ess, strict=True)], abs=1e-5)
-            # the sun is down 00:00-04:00 and up at noon (Sejong, July)
-            assert by_id["pv-1"][:4] == [0.0] * 4 and by_id["pv-1"][12] > 10.0
-            assert max(by_id["pv-1"]) <= 55.0  # inverter AC 55 kW x 1 h
+            # never more than crosses the meter, or than the resources make; nothing at
+            # night; something at noon, when the PV outruns the light load
+            for hour in range(24):
+                assert pv[hour] + ess[hour] <= export[hour] + 1e-6
+                assert pv[hour] <= pv_made[hour] + 1e-6
+            assert by_id["pv-1"][:4] == [0.0] * 4 and sum(by_id["pv-1"][10:15]) > 10.0
 
             folder = tmp_path / "data" / "bids"
             bid = read_bid(folder / f"bid_2026-07-16_r{round_no}.json", portfolio, D, round_no)
@@ -207,7 +221,8 @@ def test_bid_times_must_precede_the_kpx_deadlines(small_site_path):
     text = str(info.value)
     assert "scheduler.day_ahead_time: 10:00 is not before the KPX bid deadline 10:00" in text
     assert "scheduler.bid_round2_time: 09:00 must be after day_ahead_time 10:00" in text
-    assert "brokerage.resources[1]: 'fc-1' is a fuel cell" in text
+    # a fuel cell is a brokerage resource like any other (규칙 제1.1.2조 97호: 신에너지)
+    assert "brokerage.resources" not in text
 
 
 def test_horizon_covers_the_delivery_day():
