@@ -19,6 +19,10 @@
 * ``ev_in_progress``: the same for energy already put into cars still plugged in at the
   end (minus at the start; :mod:`cems.accounting.ev`), recharged through the chargers'
   efficiency: a world that charged cars early is credited what the energy would cost later.
+* ``brokerage_sales``: with brokerage on, the energy exported through the trading meters
+  (the site's export and PV sold whole on its own meter) sold at the expected SMP + REC x
+  weight - broker fee (a credit); the day's actual settlement, forecast incentive included,
+  is :mod:`cems.markets.brokerage`'s. Without brokerage an export earns nothing.
 * ``net`` = the sum of the lines.
 
 Rounding: each line is rounded to the won once, here (:func:`round_won`), and ``net`` is
@@ -144,6 +148,12 @@ def cost_lines(config: SiteConfig, flows: Flows, *,
             efficiency = (np.mean([c.efficiency for c in config.assets.ev_chargers])
                           if config.assets.ev_chargers else 1.0)
             ev_krw = -ev_in_progress_change_kwh / float(efficiency) * price_next
+    sales_krw = 0.0
+    b = config.brokerage
+    if b.enabled:
+        sold = float(f["grid_export_kwh"].sum() + f["sold_apart_kwh"].sum())
+        sales_krw = sold * (b.expected_smp_krw_per_kwh + b.rec_price_krw_per_kwh * b.rec_weight
+                            - b.broker_fee_krw_per_kwh)
     lines = {
         "import": round_won(import_krw),
         "demand_charge": round_won(demand_krw),
@@ -152,6 +162,7 @@ def cost_lines(config: SiteConfig, flows: Flows, *,
         "degradation": round_won(degradation_krw),
         "storage_change": round_won(storage_krw),
         "ev_in_progress": round_won(ev_krw),
+        "brokerage_sales": -round_won(sales_krw),
     }
     lines["net"] = sum(lines.values())
     return lines

@@ -86,7 +86,8 @@ def register(subparsers: Any) -> None:
     add.add_argument("--committed-kw", type=float, help="committed reduction in kW")
     add.add_argument("--accept", action="store_true",
                      help="also accept the event for the running site (needs --site and "
-                          "--committed-kw): the CBL and import cap are computed from the "
+                          "--committed-kw): the CBL and the cap on the participants' meters "
+                          "are computed from the "
                           "household usage in the telemetry store and the event is stored "
                           "there as accepted, so `cems run` re-plans and dispatches under the "
                           "cap")
@@ -364,7 +365,8 @@ def run_event_add(args: argparse.Namespace) -> int:
             telemetry.engine.dispose()
         caps = commitment.import_max_kw
         print(f"accepted {event.event_id}: CBL {commitment.baseline_kw.mean():.1f} kW on "
-              f"average, import cap {caps.min():.1f}-{caps.max():.1f} kW over {len(caps)} "
+              f"average, participants' meters capped at {caps.min():.1f}-{caps.max():.1f} kW "
+              f"over {len(caps)} "
               "interval(s); `cems run` on this store re-plans and dispatches under it")
     return 0
 

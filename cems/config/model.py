@@ -8,6 +8,7 @@ objects (unique ids, references, consistent limits) live in :mod:`cems.config.ch
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -186,7 +187,8 @@ class Site(StrictModel):
     latitude: float = Field(ge=-90.0, le=90.0, description="Degrees north.")
     longitude: float = Field(ge=-180.0, le=180.0, description="Degrees east.")
     altitude_m: float = Field(0.0, ge=-500.0, le=9000.0)
-    data_dir: Path = Field(Path("data"), description="Data directory, relative to the file.")
+    data_dir: Path = Field(Path("data"), validate_default=True,
+                           description="Data directory, relative to the file.")
     region: Literal["mainland", "jeju"] = Field(
         "mainland", description="KEPCO / KPX region (Jeju has its own TOU table and DR)."
     )
@@ -599,6 +601,18 @@ class SiteConfig(StrictModel):
     def site_pv(self) -> tuple[PvArray, ...]:
         """The PV arrays behind the site's grid meter (those on trading meters excluded)."""
         return tuple(p for p in self.assets.pv if self.trading_meter_of(p.id) is None)
+
+    def delivers_behind(self, meter_id: str) -> bool:
+        """True when the community's supply is delivered behind ``meter_id``: a dwelling's
+        meter inside a 종합계약 complex (see :mod:`cems.accounting.allocation`)."""
+        return self.site.grid.contract == "composite" and self.behind_grid_meter(meter_id)
+
+    def supply_share_behind(self, meter_ids: Iterable[str]) -> float:
+        """The share of the community's net local supply delivered behind ``meter_ids``: the
+        asset shares of their households that receive delivery."""
+        wanted = set(meter_ids)
+        return sum(h.asset_share for h in self.households
+                   if h.meter in wanted and self.delivers_behind(h.meter))
 
     def behind_grid_meter(self, meter_id: str) -> bool:
         """True when ``meter_id`` sits (directly or not) behind the site's grid meter."""

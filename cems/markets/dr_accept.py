@@ -36,15 +36,27 @@ HELD_STATUSES = ("accepted", "settled")
 
 def participant_usage(config: SiteConfig, store: TelemetryStore, start: datetime,
                       end: datetime) -> pd.DataFrame:
-    """``timestamp,meter_id,import_kwh`` of every DR participant over ``[start, end)``;
+    """``timestamp,meter_id,import_kwh,community_supply_kwh`` of every DR participant over
+    ``[start, end)``: the meter readings, and the community's supply delivered behind each
+    meter (stored readings ``community_supply_kwh``, 0 where none), so the commitment can
+    expect the participants' consumption, not only what their meters showed;
     :class:`cems.errors.InputError` naming a meter without data."""
     from cems.reports.data import household_usage
 
     frames = []
     for meter in participants(config):
         usage = household_usage(config, store, meter, start, end)
-        frames.append(pd.DataFrame({"timestamp": usage.index, "meter_id": meter,
-                                    "import_kwh": usage["import_kwh"].to_numpy(float)}))
+        delivered = store.readings(device=meter, quantity="community_supply_kwh", start=start,
+                                   end=end)
+        supply = (pd.Series(delivered["value"].to_numpy(float),
+                            index=pd.DatetimeIndex(delivered["time"]))
+                  .groupby(level=0).sum() if not delivered.empty else pd.Series(dtype=float))
+        index = pd.DatetimeIndex(usage.index)
+        frames.append(pd.DataFrame({
+            "timestamp": index, "meter_id": meter,
+            "import_kwh": usage["import_kwh"].to_numpy(float),
+            "community_supply_kwh": supply.reindex(index.tz_convert("UTC")).fillna(0.0)
+            .to_numpy(float) if len(supply) else 0.0}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1,4 +1,5 @@
-"""The DR event workflow: an accepted event -> a plan with a hard import cap -> settlement.
+"""The DR event workflow: an accepted event -> a plan holding the participants' meters under
+the cap -> settlement.
 
 Thin orchestration over the pure parts (:mod:`cems.markets.cbl`, :mod:`cems.markets.dr_plan`,
 :mod:`cems.markets.dr_settlement`), the planner (:mod:`cems.planning`, :mod:`optimizer`) and
@@ -7,14 +8,17 @@ the telemetry store (:mod:`cems.store`):
 1. :func:`commitment_for` computes the participants' aggregate CBL for the event (KPX
    별표28 per trading hour, a part hour on its 15-minute readings under 3.2.4; the site's
    method for the event's month: ``demand_response.cbl_method_by_month``, else
-   ``cbl_method``) and the import cap per 15-minute interval ``CBL / 0.25 h - committed_kw``
+   ``cbl_method``) and the cap on the participants' summed meter readings per 15-minute
+   interval ``CBL / 0.25 h - committed_kw`` (KPX measures 국민DR there, 규칙 제12.5.2.1조 ①)
    (:func:`cems.markets.dr_plan.import_bounds_kw`). The 15-minute CBL splits each trading
    hour's CBL over its quarter hours like the similar days' readings (evenly for hourly
    usage; :attr:`cems.markets.cbl.Baseline.kwh`), so the four caps of an hour add up to
    the hour's CBL minus the committed reduction.
 2. :func:`plan_for_event` re-plans from the live state with that cap as a *hard* DR event in
-   every covered plan step (the optimiser's ``DrEvent(hard=True)``: import <= baseline -
-   reduction), so the plan cannot exceed CBL minus the committed reduction.
+   every covered plan step (the optimiser's ``DrEvent(hard=True, participants_use_kw=...)``:
+   the participants' expected use minus their share of the community's supply delivered
+   behind their meters <= baseline - reduction), so the plan cannot exceed CBL minus the
+   committed reduction on those meters.
    :func:`record_event` stores the accepted event with its commitment
    (:func:`commitment_json`), which the runtime's re-plans turn back into the same rows
    (:func:`hard_cap_rows`, :mod:`cems.runtime.dr_commitments`).
@@ -53,12 +57,19 @@ class DrCommitment:
     """What an accepted event asks of the planner.
 
     ``cbl`` holds the per-meter and aggregate baselines of the event intervals;
-    ``import_max_kw`` is the import cap per CBL interval (index: interval starts).
+    ``import_max_kw`` is the cap on the participants' summed meter readings per CBL interval
+    (index: interval starts): KPX measures 국민DR on the participants' own meters (규칙 제
+    12.5.2.1조 ①), not at the site's grid meter. ``use_kw`` is the participants' expected
+    consumption per interval and ``supply_share`` the share of the community's supply
+    delivered behind their meters: the plan keeps ``use - supply_share x supply`` under the
+    cap (:class:`optimizer.DrEvent`).
     """
 
     event: DrEvent
     cbl: CblResult
     import_max_kw: pd.Series
+    use_kw: pd.Series | None = None
+    supply_share: float = 0.0
 
     @property
     def baseline_kw(self) -> pd.Series:
@@ -133,7 +144,8 @@ def event_cbl(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
 
 def commitment_for(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
                    past_event_days: Collection[date] = ()) -> DrCommitment:
-    """The CBL and the import cap of a reduction event; errors when it cannot be met."""
+    """The CBL and the cap on the participants' meters of a reduction event; errors when it
+    cannot be met (or nothing the site controls reaches those meters)."""
     if event.program == "plus_dr":
         raise InputError(f"event {event.event_id!r}: 플러스DR (demand increase) needs an import "
                          "floor, which the optimiser does not model yet; plan it by hand")
@@ -149,18 +161,51 @@ def commitment_for(config: SiteConfig, usage: pd.DataFrame, event: DrEvent, *,
             f"event {event.event_id!r}: the committed reduction {event.committed_kw:g} kW is "
             f"larger than the baseline ({short.iloc[0]:.3f} kW at "
             f"{short.index[0].isoformat()}); commit at most the baseline")
-    return DrCommitment(event, cbl, caps)
+    share = config.supply_share_behind(participants(config))
+    if share <= 0:
+        raise InputError(
+            f"event {event.event_id!r}: 국민DR is measured on the participants' own meters "
+            "(규칙 제12.5.2.1조 ①), and nothing this site controls reaches them: the "
+            "community's supply is not delivered behind their meters (contract composite, "
+            "meters behind the grid meter) and household-side flexibility is not modelled; "
+            "decline the event")
+    return DrCommitment(event, cbl, caps, consumption_baseline_kw(config, usage, event, cbl,
+                                                                  past_event_days), share)
 
 
-DR_ROW_COLUMNS = ["start", "end", "baseline_kw", "reduction_kw", "price_krw_per_kwh", "mode"]
+def consumption_baseline_kw(config: SiteConfig, usage: pd.DataFrame, event: DrEvent,
+                            cbl: CblResult, past_event_days: Collection[date] = ()
+                            ) -> pd.Series:
+    """The participants' expected consumption per CBL interval (kW): the same baseline over
+    their consumption (meter reading + the community supply delivered behind it,
+    ``community_supply_kwh``) when the usage carries deliveries, else their meter baseline
+    (no delivery on the reference days)."""
+    meter_kw = cbl.aggregate.kwh / _step_h(cbl.aggregate.kwh.index)
+    if "community_supply_kwh" not in usage.columns:
+        return meter_kw
+    use = usage.copy()
+    use["import_kwh"] = (use["import_kwh"].astype(float)
+                         + use["community_supply_kwh"].astype(float).fillna(0.0))
+    consumed = event_cbl(config, use.drop(columns=["community_supply_kwh"]), event,
+                         past_event_days=past_event_days)
+    return (consumed.aggregate.kwh / _step_h(consumed.aggregate.kwh.index)).reindex(
+        meter_kw.index).fillna(meter_kw)
+
+
+DR_ROW_COLUMNS = ["start", "end", "baseline_kw", "reduction_kw", "price_krw_per_kwh", "mode",
+                  "participants_use_kw", "supply_share"]
 
 
 def hard_cap_rows(start: pd.Timestamp, end: pd.Timestamp, baseline_kw: pd.Series,
-                  reduction_kw: float, index: pd.DatetimeIndex) -> pd.DataFrame:
+                  reduction_kw: float, index: pd.DatetimeIndex, *,
+                  use_kw: pd.Series | None = None, supply_share: float = 0.0) -> pd.DataFrame:
     """Planning-input rows (``PlanningInputs.dr_events``) for a committed reduction over
     ``[start, end)``: one hard event per plan step of ``index`` that overlaps the window,
     baseline = the lowest baseline power (kW) of the intervals the step overlaps, so the
-    planned import stays <= baseline - ``reduction_kw`` in every interval of the step."""
+    planned reading stays <= baseline - ``reduction_kw`` in every interval of the step.
+    With ``use_kw`` the reading is the participants' meters (their largest expected
+    consumption over the step, minus ``supply_share`` of the community's supply); without
+    it, the site's grid meter."""
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
     slot = (baseline_kw.index[1] - baseline_kw.index[0] if len(baseline_kw) > 1
             else pd.Timedelta(minutes=15))
@@ -172,9 +217,14 @@ def hard_cap_rows(start: pd.Timestamp, end: pd.Timestamp, baseline_kw: pd.Series
         if overlap.empty:
             raise InputError(f"no baseline for the plan step {step_start.isoformat()} of the DR "
                              f"window {start.isoformat()} to {end.isoformat()}")
+        use = float("nan")
+        if use_kw is not None:
+            use = float(use_kw[(use_kw.index < step_end)
+                               & (use_kw.index + slot > step_start)].max())
         rows.append({"start": step_start, "end": step_end, "baseline_kw": float(overlap.min()),
                      "reduction_kw": float(reduction_kw), "price_krw_per_kwh": 0.0,
-                     "mode": "hard"})
+                     "mode": "hard", "participants_use_kw": use,
+                     "supply_share": float(supply_share)})
     return pd.DataFrame(rows, columns=DR_ROW_COLUMNS)
 
 
@@ -183,7 +233,8 @@ def dr_events_frame(commitment: DrCommitment, index: pd.DatetimeIndex) -> pd.Dat
     the event window, baseline = the lowest CBL power of the intervals the step overlaps."""
     event = commitment.event
     return hard_cap_rows(event.start, event.end, commitment.baseline_kw,
-                         float(event.committed_kw or 0.0), index)
+                         float(event.committed_kw or 0.0), index, use_kw=commitment.use_kw,
+                         supply_share=commitment.supply_share)
 
 
 def commitment_json(commitment: DrCommitment) -> dict[str, Any]:
@@ -192,13 +243,18 @@ def commitment_json(commitment: DrCommitment) -> dict[str, Any]:
     baseline power and the import cap ``baseline - committed``."""
     baseline = commitment.baseline_kw
     caps = commitment.import_max_kw
+    use = commitment.use_kw
     return {
         "committed_kw": float(commitment.event.committed_kw or 0.0),
         "cbl_method": commitment.cbl.method.name,
         "interval_min": round(_step_h(baseline.index) * 60),
+        "measured_on": "participants_meters" if use is not None else "site_meter",
+        "supply_share": float(commitment.supply_share),
         "intervals": [{"start": ts.tz_convert("UTC").isoformat(),
                        "baseline_kw": float(baseline.loc[ts]),
-                       "import_max_kw": float(caps.loc[ts])} for ts in baseline.index],
+                       "import_max_kw": float(caps.loc[ts]),
+                       **({"participants_use_kw": float(use.loc[ts])} if use is not None
+                          else {})} for ts in baseline.index],
     }
 
 
@@ -206,7 +262,7 @@ def plan_for_event(config: SiteConfig, state: SiteState, now: datetime,
                    commitment: DrCommitment, *, horizon_h: int | None = None,
                    load_forecast_kw: pd.Series | None = None, time_limit_s: float = 20.0,
                    kind: str = "dr") -> Plan:
-    """Re-plan from ``now`` with the event's hard import cap (like
+    """Re-plan from ``now`` with the event's hard cap on the participants' meters (like
     :func:`cems.runtime.planner.make_plan`, plus the DR rows). The horizon is extended to
     cover the event. Raises :class:`cems.errors.InfeasibleError` when the cap cannot be met."""
     event = commitment.event
@@ -227,7 +283,8 @@ def plan_for_event(config: SiteConfig, state: SiteState, now: datetime,
                          horizon_h=max(hours, needed), time_limit_s=time_limit_s,
                          load_forecast_kw=load_forecast_kw, dr_events=rows)
     plan.created = stamp.to_pydatetime()
-    plan.notes.append(f"DR event {event.event_id}: import <= CBL - "
+    where = "participants' meters" if commitment.use_kw is not None else "import"
+    plan.notes.append(f"DR event {event.event_id}: {where} <= CBL - "
                       f"{event.committed_kw:g} kW in {len(rows)} step(s)")
     return plan
 

@@ -19,12 +19,15 @@ The same rule makes the bids (from the plan: :func:`planned_traded_kwh`) and the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cems.accounting import round_won
 from cems.accounting.flows import STEP_H, flows_from_store
 from cems.config.model import SiteConfig
 from cems.markets.portfolio import HOURS, Portfolio, day_hours
@@ -126,5 +129,69 @@ def planned_traded_kwh(config: SiteConfig, portfolio: Portfolio, delivery: date,
     return traded_kwh(config, portfolio, delivery, tz, export_kwh=net, device_kwh=device)
 
 
-__all__ = ["metered_traded_kwh", "planned_traded_kwh", "split_export", "traded_kwh",
-           "trading_meter"]
+def stored_rounds(config: SiteConfig, store: TelemetryStore, portfolio: Portfolio,
+                  delivery: date) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two rounds' bids for ``delivery`` from the store (the latest stored submission of
+    each round; a missing round 2 takes round 1, 규칙 제14.4.1조 ② 4호), as resources x 24
+    kWh in portfolio order; None when nothing was bid for the day."""
+    rows = store.bids(market="brokerage", trade_date=delivery.isoformat())
+    if rows.empty:
+        return None
+    rounds: dict[int, np.ndarray] = {}
+    for round_no in (1, 2):
+        mine = rows[rows["round"] == round_no]
+        if mine.empty:
+            continue
+        payload = json.loads(mine.sort_values(["submitted_us", "id"]).iloc[-1]["payload_json"])
+        by_id = {r["resource_id"]: r["forecast_kwh"] for r in payload.get("resources", [])}
+        rounds[round_no] = np.array([by_id.get(rid, [0.0] * HOURS) for rid in portfolio.ids],
+                                    dtype=float)
+    first = rounds.get(1, rounds.get(2))
+    if first is None:
+        return None
+    return first, rounds.get(2, first)
+
+
+def bid_vs_delivered(config: SiteConfig, store: TelemetryStore, delivery: date
+                     ) -> dict[str, Any] | None:
+    """Each hour of ``delivery``: the bid (round 2, the one the re-plans follow), the energy
+    delivered through the trading meters, the forecast error by the KPX formula (별표2 Ⅴ,
+    :func:`cems.markets.brokerage.forecast_errors`: hours with a capacity factor >= 10 %)
+    and the deviation priced at ``brokerage.deviation_penalty_krw_per_kwh``; None without
+    brokerage or without a bid for the day."""
+    from cems.markets.brokerage import forecast_errors
+    from cems.markets.portfolio import site_portfolio
+
+    if not config.brokerage.enabled:
+        return None
+    portfolio = site_portfolio(config)
+    rounds = stored_rounds(config, store, portfolio, delivery)
+    if rounds is None:
+        return None
+    actual = metered_traded_kwh(config, store, portfolio, delivery)
+    kinds = np.array([r.kind for r in portfolio.resources])
+    capacity = np.array([r.capacity_kw for r in portfolio.resources], dtype=float)
+    errors = forecast_errors(capacity, kinds == "pv", kinds == "ess", rounds, actual,
+                             np.zeros_like(actual, dtype=bool), qualifies=False)
+    penalty = config.brokerage.deviation_penalty_krw_per_kwh
+    bid, got = rounds[1].sum(axis=0), actual.sum(axis=0)
+    hours = [{"hour": h, "bid_kwh": round(float(bid[h]), 3),
+              "delivered_kwh": round(float(got[h]), 3),
+              "deviation_kwh": round(float(abs(bid[h] - got[h])), 3),
+              "error_pct": errors[h].error_pct, "evaluated": errors[h].eligible}
+             for h in range(HOURS)]
+    deviation = float(np.abs(bid - got).sum())
+    evaluated = [e.error_pct for e in errors if e.eligible and e.error_pct is not None]
+    return {
+        "hours": hours,
+        "bid_kwh": round(float(bid.sum()), 3),
+        "delivered_kwh": round(float(got.sum()), 3),
+        "deviation_kwh": round(deviation, 3),
+        "deviation_cost_krw": round_won(deviation * penalty),
+        "mean_error_pct": round(sum(evaluated) / len(evaluated), 3) if evaluated else None,
+        "deviation_penalty_krw_per_kwh": penalty,
+    }
+
+
+__all__ = ["bid_vs_delivered", "metered_traded_kwh", "planned_traded_kwh", "split_export",
+           "stored_rounds", "traded_kwh", "trading_meter"]

@@ -232,9 +232,16 @@ def build_problem(config: SiteConfig, inputs: PlanningInputs, index: pd.Datetime
         a, e = _steps(index, row.start, up=False), _steps(index, row.end, up=True)
         if e <= a:
             continue
+        use = getattr(row, "participants_use_kw", float("nan"))
+        on_meters = use is not None and not pd.isna(use)
+        share = getattr(row, "supply_share", 0.0)
         dr.append(opt.DrEvent(f"dr{i + 1}", a, e, float(row.baseline_kw),
                               float(row.reduction_kw), float(row.price_krw_per_kwh),
-                              hard=row.mode == "hard"))
+                              hard=row.mode == "hard",
+                              participants_use_kw=[float(use)] * (e - a) if on_meters
+                              else None,
+                              supply_share=0.0 if share is None or pd.isna(share)
+                              else float(share)))
     if dr and not config.demand_response.enabled:
         notes.append("DR events given although demand_response.enabled is false")
     problem = opt.DispatchProblem(

@@ -37,6 +37,7 @@ from cems.accounting.flows import STEP_H
 from cems.config.model import SiteConfig
 from cems.errors import CemsError
 from cems.forecast.accuracy import nmae_pct
+from cems.markets.traded import bid_vs_delivered
 from cems.reports import data
 from cems.store import TelemetryStore
 
@@ -75,6 +76,8 @@ KPI_LABELS: dict[str, tuple[str, str, str]] = {
     "ev_in_progress_end_kwh": ("kWh", "Energy in cars plugged in at the end",
                                "종료 시 연결 차량 충전량"),
     "v2g_kwh": ("kWh", "V2G discharge", "V2G 방전량"),
+    "sold_apart_kwh": ("kWh", "PV sold whole through its own trading meter",
+                       "전량 판매 태양광 (별도 거래용 계량기)"),
     "storage_change_kwh": ("kWh", "Change in stored energy (end − start)",
                            "ESS 저장 에너지 변화 (종료 − 시작)"),
     "self_sufficiency_pct": ("%", "Self-sufficiency (time-matched)", "자급률 (시간 일치)"),
@@ -93,6 +96,8 @@ COST_LABELS: dict[str, tuple[str, str]] = {
     "degradation": ("Battery wear", "ESS 열화 비용"),
     "storage_change": ("Stored energy owed back (batteries)", "ESS 저장량 변화 보정"),
     "ev_in_progress": ("Energy banked in plugged-in cars", "연결 차량 충전량 변화 보정"),
+    "brokerage_sales": ("Exports sold through the broker (expected SMP + REC − fee)",
+                        "중개 판매 (예상 SMP + REC − 수수료)"),
     "net": ("Net cost", "순비용"),
 }
 _SUFFIX_UNITS = (("_kwh", "kWh"), ("_kw", "kW"), ("_pct", "%"), ("_kg", "kg"), ("_krw", "KRW"))
@@ -183,6 +188,9 @@ class DailyReport:
     dr_events: tuple[dict[str, Any], ...]
     series: pd.DataFrame
     notes: tuple[str, ...]
+    brokerage: dict[str, Any] | None = None
+    """Bid against delivered through the trading meters per hour, the KPX forecast error
+    and the priced deviation (:func:`cems.markets.traded.bid_vs_delivered`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report (``kpi_labels``: the label and unit of each figure)."""
@@ -192,7 +200,7 @@ class DailyReport:
             "kpi_labels": kpi_labels(self.kpis),
             "forecast_accuracy": self.forecast_accuracy, "alarms": list(self.alarms),
             "bids": list(self.bids), "dr_events": list(self.dr_events),
-            "notes": list(self.notes),
+            "brokerage": self.brokerage, "notes": list(self.notes),
         }
 
 
@@ -260,9 +268,14 @@ def daily_report(config: SiteConfig, store: TelemetryStore, day: date) -> DailyR
     if meter and meter in plan:
         series["planned_grid_kw"] = plan[meter].reindex(index)
     series.index = series.index.tz_convert(tz)
+    try:
+        brokerage = bid_vs_delivered(config, store, day)
+    except CemsError as exc:
+        notes.append(f"brokerage bid against delivery not computed: {exc}")
+        brokerage = None
     return DailyReport(day, config.site.name, tuple(assets), kpis, accuracy,
                        _alarms(store, start, end), _bids(store, day),
-                       _dr_events(store, start, end), series, tuple(notes))
+                       _dr_events(store, start, end), series, tuple(notes), brokerage)
 
 
 def _forecast_accuracy(config: SiteConfig, schedule: pd.DataFrame, flows: Flows,

@@ -44,11 +44,21 @@ class StoredCommitment:
     committed_kw: float
     baseline_kw: pd.Series
     import_max_kw: pd.Series
+    use_kw: pd.Series | None = None
+    """The participants' expected consumption per interval: the cap is on their own meters
+    (국민DR); None: on the site's grid meter."""
+    supply_share: float = 0.0
+
+    @property
+    def on_site_meter(self) -> bool:
+        """True when the cap is on the site's grid meter (dispatch holds it in real time)."""
+        return self.use_kw is None
 
     def label(self, tz: str) -> str:
         """``id (HH:MM-HH:MM, import <= X kW)`` in the site's zone, for alarms and notes."""
         start, end = self.start.tz_convert(tz), self.end.tz_convert(tz)
-        return (f"{self.event_id} ({start:%Y-%m-%d %H:%M}-{end:%H:%M}, import <= "
+        where = "import" if self.on_site_meter else "participants' meters"
+        return (f"{self.event_id} ({start:%Y-%m-%d %H:%M}-{end:%H:%M}, {where} <= "
                 f"{float(self.import_max_kw.min()):g} kW = CBL - {self.committed_kw:g} kW)")
 
 
@@ -92,6 +102,10 @@ def parse_commitment(row: Mapping[str, Any]) -> StoredCommitment:
         baseline = pd.Series([float(i["baseline_kw"]) for i in intervals], index=index)
         caps = pd.Series([float(i["import_max_kw"]) for i in intervals], index=index)
         step = pd.Timedelta(minutes=int(commitment["interval_min"]))
+        on_participants = commitment.get("measured_on") == "participants_meters"
+        use = (pd.Series([float(i["participants_use_kw"]) for i in intervals], index=index)
+               if on_participants else None)
+        share = float(commitment.get("supply_share", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{name}: stored commitment is incomplete ({exc!r})") from None
     if not len(index) or index.tz is None:
@@ -105,7 +119,8 @@ def parse_commitment(row: Mapping[str, Any]) -> StoredCommitment:
         raise InputError(f"{name}: stored cap intervals do not cover the event "
                          f"{start.isoformat()} to {end.isoformat()} in {step} steps")
     return StoredCommitment(event_id, start, end, committed, baseline.sort_index(),
-                            caps.sort_index())
+                            caps.sort_index(), None if use is None else use.sort_index(),
+                            share)
 
 
 def accepted_rows(store: TelemetryStore, start: datetime, end: datetime) -> pd.DataFrame:
@@ -135,7 +150,9 @@ def dr_caps(store: TelemetryStore, index: pd.DatetimeIndex, *, now: datetime,
         try:
             commitment = parse_commitment(row)
             frames.append(hard_cap_rows(commitment.start, commitment.end,
-                                        commitment.baseline_kw, commitment.committed_kw, index))
+                                        commitment.baseline_kw, commitment.committed_kw, index,
+                                        use_kw=commitment.use_kw,
+                                        supply_share=commitment.supply_share))
         except InputError as exc:
             unusable.append((str(row["event_id"]), str(exc)))
             continue
@@ -155,15 +172,17 @@ def dr_caps(store: TelemetryStore, index: pd.DatetimeIndex, *, now: datetime,
 
 
 def import_cap_kw(commitments: tuple[StoredCommitment, ...], now: datetime) -> float | None:
-    """The committed import cap in force at ``now`` (the lowest if events overlap), or None.
+    """The committed cap on the site's grid meter in force at ``now`` (the lowest if events
+    overlap), or None.
 
     The dispatcher holds the measured import under ``min(import_limit_kw, this)`` in real
     time, so a load above its forecast during an event is cut back to the cap (within what
-    the flexible devices can give), not only planned under it."""
+    the flexible devices can give), not only planned under it. Caps on the participants' own
+    meters are held by the plan: the site meter's reading does not decide them."""
     at = pd.Timestamp(now)
     caps = []
     for c in commitments:
-        if not c.start <= at < c.end:
+        if not c.on_site_meter or not c.start <= at < c.end:
             continue
         starts = c.import_max_kw.index
         position = int(starts.searchsorted(at, side="right")) - 1

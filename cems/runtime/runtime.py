@@ -195,8 +195,8 @@ class Runtime:
             commitment = bidding.bid_commitment_kw(self.config, self.store, index)
             if commitment is not None:
                 extra["brokerage_commitment_kw"] = commitment
-            if kind == "day_ahead" or commitment is not None:
-                extra["value_exports"] = True
+            # exports of brokered resources are paid at SMP whether or not they were bid
+            extra["value_exports"] = True
         try:
             plan = await asyncio.to_thread(
                 self.planner, self.config, self.state, now, kind=kind,

@@ -108,3 +108,12 @@ def test_own_connection_households_beside_a_general_contract_are_valid() -> None
     doc = _with(site__grid__contract="general", site__grid__tariff_plan="general_b_high_a_2",
                 meters__1__behind=None, meters__2__behind=None)
     assert _problems(doc) == []
+
+
+def test_default_data_dir_is_next_to_the_site_file(tmp_path: Path) -> None:
+    # a site file without data_dir keeps its data beside it, not in the current directory
+    from cems.config import load_site
+
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(COMPLEX, allow_unicode=True), encoding="utf-8")
+    assert load_site(path).site.data_dir == (tmp_path / "data").resolve()

@@ -7,6 +7,9 @@
   on the event's actual 15-minute intervals in it.
 * 규칙 제12.5.2.1조 ① 2호 가목: KPX designates the 국민DR method before each month.
 * Usage files are 15-minute or hourly readings, the interval read from the timestamps.
+* The cap of a commitment is on the participants' own meters (규칙 제12.5.2.1조 ①, 제12.5.2.3조
+  ①): the test sites are 종합계약 complexes (contract composite) whose household meters sit
+  behind the grid meter, the only place the community's supply reaches them.
 
 Calendar (2026): Monday 2026-07-20; 07-17 (Fri) is 제헌절. The 평일 before 07-20, most recent
 first (k = 1, 2, ...): 07-16, 07-15, 07-14, 07-13, 07-10, 07-09, 07-08, 07-07, 07-06, 07-03.
@@ -20,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dr_sites import composite
 
+from cems.config.checks import check_site
 from cems.config.model import SiteConfig
 from cems.errors import InputError
 from cems.markets.cbl import METHODS, compute_cbl, method_for_day, similar_day_mean
@@ -100,7 +105,9 @@ def test_whole_hour_is_ranked_on_the_hour_not_on_quarters() -> None:
 
 def test_commitment_caps_follow_the_hours_cbl() -> None:
     """The planner's 15-minute caps (dr_workflow -> stored -> dr_commitments) from the
-    hourly CBL of the case above: they add up to the hour's CBL minus the committed energy."""
+    hourly CBL of the case above: they add up to the hour's CBL minus the committed energy.
+    The caps are on the participant's own meter (h1, asset share 0.5, behind the grid meter
+    of a 종합계약 complex)."""
     rows = []
     for k, values in HOUR_CASE.items():
         rows += quarter_rows(WEEKDAYS[k - 1], "14:00", values)
@@ -113,11 +120,46 @@ def test_commitment_caps_follow_the_hours_cbl() -> None:
     assert commitment.import_max_kw.tolist() == pytest.approx(caps)
     # 0.25 h x sum of caps = 32/6 - 1 kWh = the hour's CBL minus the committed 1 kW x 1 h
     assert 0.25 * sum(caps) == pytest.approx(32 / 6 - 1.0)
+    # no deliveries in the usage: the expected use is the meter CBL; h1 gets 0.5 of S
+    assert commitment.use_kw.tolist() == pytest.approx([40 / 6, 40 / 6, 4.0, 4.0])
+    assert commitment.supply_share == 0.5
     stored = commitment_json(commitment)
+    assert (stored["measured_on"], stored["supply_share"]) == ("participants_meters", 0.5)
     parsed = parse_commitment({"event_id": "ev-cap", "detail": {"commitment": stored},
                                "start_us": int(event.start.value // 1000),
                                "end_us": int(event.end.value // 1000)})
     assert parsed.import_max_kw.tolist() == pytest.approx(caps)
+    assert not parsed.on_site_meter
+    assert parsed.use_kw.tolist() == pytest.approx([40 / 6, 40 / 6, 4.0, 4.0])
+    assert parsed.supply_share == 0.5
+
+
+def test_expected_use_is_the_cbl_of_the_consumption_behind_the_meter() -> None:
+    """With the community's deliveries in the usage (``community_supply_kwh``: what reached
+    the meter from behind on the reference days), the participants' expected use is the same
+    method over their consumption (reading + delivery), while the cap stays on the meter."""
+    rows = []
+    for k, values in HOUR_CASE.items():
+        rows += quarter_rows(WEEKDAYS[k - 1], "14:00", values)
+    usage = frame(rows)
+    # 1 kWh delivered behind the meter in every quarter of the two light days k = 7, 8
+    light = {WEEKDAYS[6], WEEKDAYS[7]}
+    local = usage["timestamp"].dt.tz_convert(TZ).dt.date
+    usage["community_supply_kwh"] = [1.0 if d in light else float("nan") for d in local]
+    event = DrEvent("ev-use", "kukmin_dr", ts("2026-07-20T14:00"), ts("2026-07-20T15:00"),
+                    ts("2026-07-20T13:00"), committed_kw=1.0, source="openadr")
+    commitment = commitment_for(_site(meters=("h1",), method="mid6of10"), usage, event)
+    # the meter CBL and caps are those of the readings alone (as above)
+    assert commitment.baseline_kw.tolist() == pytest.approx([40 / 6, 40 / 6, 4.0, 4.0])
+    assert commitment.import_max_kw.tolist() == pytest.approx(
+        [40 / 6 - 1, 40 / 6 - 1, 3.0, 3.0])
+    # consumption per hour: k = 1..6 as read (6, 6, 6, 6, 6.5, 6.5), k = 7, 8 3 + 4 = 7,
+    # k = 9, 10 4: sorted 4, 4, 6, 6, 6, 6, 6.5, 6.5, 7, 7 -> Mid(6/10) drops 4, 4 and 7, 7:
+    # similar days k = 1..6, (6+6+6+6+6.5+6.5)/6 = 37/6 kWh. Their quarters:
+    # 14:00 (3+3+1+1+1+1)/6 = 10/6, 14:15 (1+1+3+3+1+1)/6 = 10/6,
+    # 14:30 (1+1+1+1+3.5+3.5)/6 = 11/6, 14:45 6/6 = 1 kWh -> x4: 40/6, 40/6, 44/6, 4 kW
+    assert commitment.use_kw.tolist() == pytest.approx([40 / 6, 40 / 6, 44 / 6, 4.0])
+    assert 0.25 * commitment.use_kw.sum() == pytest.approx(37 / 6)
 
 
 # ---- 2. an event starting inside an hour: 3.2.4 ----------------------------------------------
@@ -212,9 +254,10 @@ def test_hourly_usage_settles_whole_hours() -> None:
 # ---- 4. the method KPX designated for the month ----------------------------------------------
 
 
-def _site(by_month: dict[str, str] | None = None, meters: tuple[str, ...] = ("a", "b"),
-          method: str = "max4of5") -> SiteConfig:
-    return SiteConfig.model_validate({
+def _site_doc(by_month: dict[str, str] | None = None, meters: tuple[str, ...] = ("a", "b"),
+              method: str = "max4of5") -> dict[str, object]:
+    """Households on their own connections (contract general): out of the site's reach."""
+    return {
         "site": {"id": "cbl-month", "name": "CBL month", "timezone": TZ, "latitude": 36.5,
                  "longitude": 127.3, "data_dir": "data",
                  "grid": {"contract_power_kw": 100, "import_limit_kw": 100,
@@ -225,7 +268,17 @@ def _site(by_month: dict[str, str] | None = None, meters: tuple[str, ...] = ("a"
                        for m in meters],
         "demand_response": {"enabled": True, "cbl_method": method, "max_reduction_kw": 10,
                             "cbl_method_by_month": by_month or {}},
-    })
+    }
+
+
+def _site(by_month: dict[str, str] | None = None, meters: tuple[str, ...] = ("a", "b"),
+          method: str = "max4of5") -> SiteConfig:
+    """The same households in a 종합계약 complex, their meters behind the grid meter."""
+    doc = _site_doc(by_month, meters, method)
+    composite(doc, doc["households"])  # type: ignore[arg-type]
+    config = SiteConfig.model_validate(doc)
+    assert check_site(config) == []
+    return config
 
 
 def test_method_of_the_events_month() -> None:
@@ -261,6 +314,35 @@ def test_method_of_the_events_month() -> None:
     assert (stored["cbl_method"], stored["interval_min"]) == ("mid6of10", 15)
     plain = commitment_for(_site(), frame(rows), july)
     assert plain.cbl.aggregate.period_kwh.tolist() == pytest.approx([5.5])
+
+
+def test_commitment_refused_when_the_site_cannot_reach_the_participants() -> None:
+    # The same usage and event on the households' own connections (contract general): KPX
+    # measures the reduction on their meters, and nothing the site controls reaches them, so
+    # no commitment is made (the VEN opts out, an accept is refused). The CBL itself is fine.
+    rows = []
+    for k, day in enumerate(WEEKDAYS, start=1):
+        rows += [(ts(f"{day}T14:00"), "a", float(k)), (ts(f"{day}T14:00"), "b", 2.0)]
+    july = DrEvent("ev-7", "kukmin_dr", ts("2026-07-20T14:00"), ts("2026-07-20T15:00"),
+                   ts("2026-07-20T13:00"), committed_kw=1.0)
+    apart = SiteConfig.model_validate(_site_doc())
+    assert check_site(apart) == []  # a valid site: households on their own KEPCO plans
+    assert apart.supply_share_behind(["a", "b"]) == 0
+    with pytest.raises(InputError, match=r"국민DR is measured on the participants' own meters"):
+        commitment_for(apart, frame(rows), july)
+    # dwellings behind the grid meter under one general contract (sub-meters, billed
+    # through the site) are not delivered to either: only a 종합계약 bills each dwelling on
+    # its own meter with the community's supply behind it (SiteConfig.delivers_behind)
+    doc = _site_doc()
+    doc["site"]["grid"]["meter"] = "grid-meter"  # type: ignore[index]
+    doc["meters"] = [{"id": "grid-meter", "kind": "grid"},
+                     *({"id": m, "kind": "household", "behind": "grid-meter"}
+                       for m in ("a", "b"))]
+    doc["households"] = [dict(h, tariff_plan=None) for h in doc["households"]]  # type: ignore
+    inside = SiteConfig.model_validate(doc)
+    assert check_site(inside) == []
+    with pytest.raises(InputError, match=r"nothing this site controls reaches them"):
+        commitment_for(inside, frame(rows), july)
 
 
 def test_month_keys_are_checked() -> None:

@@ -8,12 +8,20 @@ week is near, every date moves by whole weeks (weekdays stay weekdays) to a holi
 week at least 7 days ahead; the hand arithmetic does not depend on the week. Plans are real
 HiGHS solves, the store a real SQLite file. Every expected
 number is computed by hand in the comments below.
+
+KPX measures 국민DR on the participants' own meters (규칙 제12.5.2.1조 ①, 제12.5.2.3조 ①). The
+site is a 종합계약 complex (contract composite, tests/support/dr_sites.py): the three
+households' meters sit behind the grid meter and their asset shares (0.3 + 0.3 + 0.4 = 1)
+take all of the community's supply S, here the battery's discharge minus its charge. The
+plan keeps their summed reading ``use - 1.0 x S`` under CBL - committed; the site's import
+is not capped. On their own connections the site cannot reach them and the VEN opts out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +34,7 @@ import holidays
 import pandas as pd
 import pytest
 import yaml
+from dr_sites import composite, participants_reading_kw
 from loopback_ports import free_port as _free_port
 from openleadr import OpenADRServer
 from strict_json import strict_json_lines
@@ -41,7 +50,7 @@ from cems.markets.dr_workflow import (
 from cems.markets.events import DrEvent
 from cems.markets.openadr_ven import OpenAdrVen, decide, event_from_openadr
 from cems.reports.data import dr_reward_krw
-from cems.runtime.planner import make_plan
+from cems.runtime.planner import make_plan, stored_schedule
 from cems.runtime.state import SiteState
 from cems.store import open_store
 
@@ -50,7 +59,7 @@ pytestmark = pytest.mark.timeout(90)
 TZ = "Asia/Seoul"
 BASE_NOW = pd.Timestamp("2027-03-16T17:00", tz=TZ)  # Tuesday, D-1 of the hand-computed week
 VEN_ID = "ven-id-1"
-LOAD_KW = 16.0  # site load forecast, flat
+LOAD_KW = 24.0  # site load forecast, flat
 
 # kWh per 15-minute slot in 14:00-15:00 (the same in all four slots) per meter and day of
 # the hand-computed week (before it is moved, see Week).
@@ -130,17 +139,25 @@ EVENT_USAGE_KWH = {"m1": 0.6, "m2": 1.5, "m3": 0.5}
 CBL_SLOT_KWH = 3.625
 CBL_KW = 3.625 / 0.25  # 14.5
 COMMITTED_KW = 4.0
-CAP_KW = CBL_KW - COMMITTED_KW  # 10.5 kW
+CAP_KW = CBL_KW - COMMITTED_KW  # 10.5 kW, on the participants' summed meter readings
+# The history holds no deliveries, so the participants' expected use in the event is their
+# meter CBL, 14.5 kW; all of S reaches them (share 1.0): 14.5 - S <= 10.5 needs the battery
+# to give S >= 4 kW in each event step. The site still imports 24 - S kW: at S = 4 that is
+# 20 kW, more than the CBL (a cap of 10.5 kW on the site's import would need 13.5 kW of
+# discharge from a 10 kW battery).
+SHARE = 1.0
 
 
+def _site(max_reduction_kw: float = 6.0, *, own_connections: bool = False) -> SiteConfig:
+    return SiteConfig.model_validate(_site_doc(max_reduction_kw,
+                                               own_connections=own_connections))
 
 
-def _site(max_reduction_kw: float = 6.0) -> SiteConfig:
-    return SiteConfig.model_validate(_site_doc(max_reduction_kw))
-
-
-def _site_doc(max_reduction_kw: float = 6.0) -> dict[str, Any]:
-    return {
+def _site_doc(max_reduction_kw: float = 6.0, *, own_connections: bool = False
+              ) -> dict[str, Any]:
+    """The 종합계약 complex; ``own_connections``: the households on connections of their own
+    (contract general), which nothing the site controls reaches."""
+    doc = {
         "site": {"id": "dr-e2e", "name": "DR test block", "timezone": TZ, "latitude": 36.5,
                  "longitude": 127.3, "data_dir": "data",
                  "grid": {"contract_power_kw": 100, "import_limit_kw": 100,
@@ -157,6 +174,15 @@ def _site_doc(max_reduction_kw: float = 6.0) -> dict[str, Any]:
                             "household_reward_share": 0.7},
         "scheduler": {"step_min": 15, "horizon_h": 36},
     }
+    if not own_connections:
+        composite(doc, doc["households"])
+    return doc
+
+
+def _event_window(schedule: pd.DataFrame, week: Week) -> pd.DataFrame:
+    """The four 15-minute steps 14:00..14:45 of the event."""
+    return schedule.loc[(schedule.index >= week.event_start)
+                        & (schedule.index < week.event_end)]
 
 
 def _usage(days: dict[date, dict[str, float]], until: pd.Timestamp) -> pd.DataFrame:
@@ -272,19 +298,28 @@ def test_vtn_event_opt_in_capped_plan_settlement_and_rewards(tmp_path: Path,
     assert (event.start, event.end, event.notified_at) == (week.event_start, week.event_end,
                                                            week.now)
 
-    # ---- the plan: import <= CBL - committed in every event step --------------------------
+    # ---- the plan: participants' reading <= CBL - committed in every event step ------------
     assert len(plans) == 1
     commitment, plan = plans[0]
-    window = plan.schedule.loc[week.event_start:week.event_end - pd.Timedelta(minutes=1)]
-    assert len(window) == 4  # four 15-minute steps 14:00..14:45
-    assert (window["grid_import_kw"] <= CAP_KW + 1e-6).all(), window["grid_import_kw"]
-    # the cap matters: the plan without the event imports more in the window
-    base = make_plan(config, SiteState(), week.now.to_pydatetime(), kind="rolling",
-                     horizon_h=36, load_forecast_kw=_load_forecast(week))
-    base_window = base.schedule.loc[week.event_start:week.event_end - pd.Timedelta(minutes=1)]
-    assert (base_window["grid_import_kw"] > CAP_KW + 0.1).any()
     # the CBL in the commitment matches the hand arithmetic
     assert commitment.cbl.aggregate.kwh.tolist() == pytest.approx([CBL_SLOT_KWH] * 4)
+    assert commitment.import_max_kw.tolist() == pytest.approx([CAP_KW] * 4)
+    assert commitment.use_kw.tolist() == pytest.approx([CBL_KW] * 4)
+    assert commitment.supply_share == pytest.approx(SHARE)
+    window = _event_window(stored_schedule(plan.schedule, config), week)
+    assert len(window) == 4  # four 15-minute steps 14:00..14:45
+    reading = participants_reading_kw(window, config, CBL_KW, SHARE)  # 14.5 - S
+    assert (reading <= CAP_KW + 1e-6).all(), reading.tolist()
+    # the site's import is not capped: it is 24 - S >= 24 - 10 = 14 kW > 10.5 kW in every
+    # step whatever the battery does (20 kW with the 4 kW the cap needs), so a plan exists
+    # only because the cap is on the participants' meters
+    assert (window["grid_import_kw"] > CAP_KW + 3.0).all(), window["grid_import_kw"].tolist()
+    # the cap matters: the plan without the event has the participants' meters read more
+    base = make_plan(config, SiteState(), week.now.to_pydatetime(), kind="rolling",
+                     horizon_h=36, load_forecast_kw=_load_forecast(week))
+    base_window = _event_window(stored_schedule(base.schedule, config), week)
+    base_reading = participants_reading_kw(base_window, config, CBL_KW, SHARE)
+    assert (base_reading > CAP_KW + 0.1).any(), base_reading.tolist()
 
     # ---- after the event: metered usage -> settlement and rewards ---------------------------
     metered = _usage({week.day(3, 17): EVENT_USAGE_KWH}, week.event_end)
@@ -346,6 +381,27 @@ def test_vtn_events_over_limit_or_short_notice_are_opted_out(tmp_path: Path,
     reasons = {d.openadr_id: d.reason for d in ven.decisions}
     assert "exceeds demand_response.max_reduction_kw" in reasons["kpx-big"]
     assert "notice is 15 min" in reasons["kpx-late"]
+
+
+def test_participants_out_of_reach_turn_into_opt_out(week: Week) -> None:
+    # the households on their own connections: KPX measures the event on their meters and
+    # nothing this site controls reaches them, so no commitment can be made -> optOut
+    config = _site(own_connections=True)
+    history = _history(week)
+    calls: list[DrEvent] = []
+
+    def on_accept(event: DrEvent) -> None:
+        calls.append(event)
+        commitment_for(config, history, event)
+
+    opts, ven = _run(_exchange(
+        config, [_load_control("kpx-apart", week.event_start, COMMITTED_KW)], on_accept,
+        week.now))
+    assert opts == [(VEN_ID, "kpx-apart", "optOut")]
+    assert [e.event_id for e in calls] == ["kpx-apart"]  # the rules passed, the commitment not
+    assert ven.accepted == {}
+    reason = ven.decisions[0].reason
+    assert "국민DR is measured on the participants' own meters" in reason, reason
 
 
 def test_planner_failure_turns_into_opt_out(week: Week) -> None:
@@ -509,13 +565,17 @@ def test_cli_listen_opts_in_replans_and_stores(run_cems, tmp_path: Path, week: W
     events = store.dr_events()
     assert events[["event_id", "status", "source"]].values.tolist() == [
         ["kpx-cli-1", "accepted", "openadr"]]
+    stored = events["detail_json"].map(json.loads).iloc[0]["commitment"]
+    assert (stored["measured_on"], stored["supply_share"]) == ("participants_meters", SHARE)
+    assert [i["participants_use_kw"] for i in stored["intervals"]] == [CBL_KW] * 4
     plan = store.latest_plan(kind="dr")
     assert plan is not None
     schedule = pd.read_json(io.StringIO(plan["schedule_json"]), orient="table")
-    window = schedule.loc[(schedule.index >= week.event_start)
-                          & (schedule.index < week.event_end)]
+    window = _event_window(schedule, week)
     assert len(window) == 4
-    assert (window["grid_import_kw"] <= CAP_KW + 1e-6).all()
+    # the stored plan (default forecasts) keeps 14.5 - S <= 10.5 kW in every event step
+    reading = participants_reading_kw(window, _site(), CBL_KW, SHARE)
+    assert (reading <= CAP_KW + 1e-6).all(), reading.tolist()
 
 
 def test_cli_listen_user_errors(run_cems, tmp_path: Path, week: Week) -> None:

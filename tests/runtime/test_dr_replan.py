@@ -1,10 +1,16 @@
-"""The runtime's rolling re-plans honour an accepted 국민DR event (import <= CBL - committed).
+"""The runtime's rolling re-plans honour an accepted 국민DR event where KPX measures it.
 
-The small simulated site (tests/runtime/conftest.py) with a heavier base load, so that at
-13:00-14:00 the unconstrained plan imports from the grid, plus three household meters taking
-part in 국민DR. The event's CBL comes from a hand-made usage history through the real
-workflow (:func:`cems.markets.dr_workflow.commitment_for`), is stored with the event in a
-real SQLite file, and the runtime (Harness: Modbus simulator on loopback, real HiGHS solves,
+KPX measures 국민DR on the participants' own meters (규칙 제12.5.2.1조 ①, 제12.5.2.3조 ①), not
+at the community's grid meter. The small simulated site (tests/runtime/conftest.py), with a
+heavier base load, is made a 종합계약 complex (contract composite, tests/support/dr_sites.py):
+three households take part in 국민DR on meters behind the grid meter, so each is delivered
+its asset share of the community's supply S = PV + fuel cell + ESS discharge - charge, and
+their meters read ``use - share x S`` in total. Every plan must keep that reading at most
+``CBL - committed`` in every event step; the site's import is not what is capped.
+
+The event's CBL comes from a hand-made usage history through the real workflow
+(:func:`cems.markets.dr_workflow.commitment_for`), is stored with the event in a real
+SQLite file, and the runtime (Harness: Modbus simulator on loopback, real HiGHS solves,
 simulated time from Wednesday 2026-07-15 12:00 KST) re-plans every 15 minutes and polls and
 dispatches every 10 simulated seconds.
 """
@@ -17,12 +23,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from dr_sites import composite, participants_reading_kw
 from runtime_harness import SCENARIO_TIMEOUT_S, T0, Harness, run
 
 from cems.config import load_site
 from cems.config.model import SiteConfig
 from cems.markets.dr_workflow import commitment_for, record_event
 from cems.markets.events import DrEvent
+from cems.runtime.dr_commitments import import_cap_kw
 
 # Up to three harness runs per test (each bounded by run()), plus set-up and tear-down.
 pytestmark = pytest.mark.timeout(3 * SCENARIO_TIMEOUT_S + 60)
@@ -48,19 +56,30 @@ EVENT_SLOT_KWH: dict[date, dict[str, float]] = {
     date(2026, 7, 14): {"m1": 3.0, "m2": 4.0, "m3": 2.0},  # sum 9 (the lowest: dropped)
 }
 OTHER_SLOT_KWH = 1.0
-# Top 4 of (15, 15, 15, 15, 9) = 15 kWh per 15 min = 60 kW; committed 10 kW -> cap 50 kW.
-COMMITTED_KW = 10.0
-CAP_KW = 60.0 - COMMITTED_KW
+# Top 4 of (15, 15, 15, 15, 9) = 15 kWh per 15 min = 60 kW; committed 20 kW -> cap 40 kW on
+# the participants' summed meter readings.
+CBL_KW = 60.0
+COMMITTED_KW = 20.0
+CAP_KW = CBL_KW - COMMITTED_KW
+# The usage history carries no deliveries, so the participants' expected consumption in the
+# event is their meter CBL, 60 kW. Asset shares h1 0.06, h2 0.06, h3 0.08: 0.2 of S reaches
+# their meters. Reading 60 - 0.2 x S <= 40 needs S >= (60 - 40) / 0.2 = 100 kW in every
+# event step: more than PV (~40 kW at 13:00) and the fuel cell (40 kW at most) give, so the
+# battery must discharge ~20 kW through the event, which the plan without the event does
+# not do (asserted below).
+SHARES = {"m1": 0.06, "m2": 0.06, "m3": 0.08}
+SHARE = 0.2
 
 
-def _dr_site(path: Path, *, daily_energy_kwh: float = 4500.0,
-             peak_kw: float | None = 225.0) -> SiteConfig:
-    """The conftest's small site (``small_site_path``) with a heavier load and 국민DR."""
+def _dr_site(path: Path, *, daily_energy_kwh: float = 6000.0,
+             peak_kw: float = 300.0) -> SiteConfig:
+    """The conftest's small site (``small_site_path``) with a heavier load, as a 종합계약
+    complex whose three households take part in 국민DR."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    # A heavier base load (the default forecast: about 200 kW at 13:00, corrected by the
-    # meter's reading): more than PV + fuel cell (40 kW), so the unconstrained plan imports
-    # in the event hour, yet the 50 kW battery and the load's own dip keep the cap reachable
-    # (the test below asserts both).
+    # A heavier base load (the default forecast scaled to 6,000 kWh a day, corrected by the
+    # meter's reading: ~190-230 kW in the event hour): more than PV + fuel cell + battery
+    # (at most 55 + 40 + 50 kW), so the site imports in the event hour whatever the plan,
+    # and more than the participants' CBL (asserted below): the cap is not on the import.
     doc["loads"]["base"].update(daily_energy_kwh=daily_energy_kwh, peak_kw=peak_kw)
     # ... and a grid connection that carries it, so the dispatcher's grid-limit hold never
     # drains the battery beyond the plan.
@@ -68,13 +87,12 @@ def _dr_site(path: Path, *, daily_energy_kwh: float = 4500.0,
     # Polls and dispatches every 10 s rather than 5 s: the plans come every 15 minutes and
     # the real-time hold acts at every dispatch either way, at half the simulated work.
     doc["scheduler"].update(poll_interval_s=10, setpoint_expiry_s=16)
-    doc["meters"] += [{"id": m, "kind": "household"} for m in ("m1", "m2", "m3")]
-    doc["households"] = [{"id": f"h{i}", "name": f"Home {i}", "meter": f"m{i}",
-                          "asset_share": s} for i, s in ((1, 0.3), (2, 0.3), (3, 0.4))]
+    composite(doc, [{"id": f"h{i}", "name": f"Home {i}", "meter": f"m{i}",
+                     "asset_share": SHARES[f"m{i}"]} for i in (1, 2, 3)])
     doc["demand_response"] = {"enabled": True, "program": "kukmin_dr",
-                              "cbl_method": "max4of5", "max_reduction_kw": 20.0}
+                              "cbl_method": "max4of5", "max_reduction_kw": 40.0}
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return load_site(path)
+    return load_site(path)  # validated: a 종합계약 complex as KEPCO bills it
 
 
 def _usage() -> pd.DataFrame:
@@ -94,16 +112,22 @@ def _event(event_id: str = "kpx-0715", committed_kw: float = COMMITTED_KW) -> Dr
                    notified_at=NOTIFIED, committed_kw=committed_kw, source="openadr")
 
 
-def _event_imports(h: Harness) -> list[tuple[pd.Timestamp, list[float]]]:
-    """(created, grid import in the event steps) of every stored plan, oldest first."""
+def _event_windows(h: Harness) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
+    """(created, the stored plan's event steps) of every stored plan, oldest first."""
     plans = h.store.plans_between(T0 - timedelta(hours=1), T0 + timedelta(hours=6))
     out = []
     for _, row in plans.iterrows():
         schedule = h.store.plan_schedule(int(row["id"]))
         window = schedule[(schedule.index >= EVENT_START) & (schedule.index < EVENT_END)]
         created = pd.Timestamp(int(row["created_us"]), unit="us", tz="UTC").tz_convert(TZ)
-        out.append((created, window["grid_import_kw"].tolist()))
+        out.append((created, window))
     return out
+
+
+def _reading(config: SiteConfig, window: pd.DataFrame) -> list[float]:
+    """The participants' summed reading the plan implies in its event steps:
+    60 kW - 0.2 x (PV + fuel cell + ESS discharge - charge)."""
+    return participants_reading_kw(window, config, CBL_KW, SHARE).tolist()
 
 
 def _run_site(config: SiteConfig, tmp_path: Path, prepare=None) -> tuple[Harness, list]:
@@ -117,7 +141,7 @@ def _run_site(config: SiteConfig, tmp_path: Path, prepare=None) -> tuple[Harness
         await h.sim.start()
         try:
             await h.run_until(RUN_UNTIL)
-            result["plans"] = _event_imports(h)
+            result["plans"] = _event_windows(h)
             result["h"] = h
         finally:
             await h.io.close()
@@ -130,21 +154,28 @@ def _run_site(config: SiteConfig, tmp_path: Path, prepare=None) -> tuple[Harness
 
 def test_commitment_cbl_matches_hand_arithmetic(small_site_path: Path) -> None:
     config = _dr_site(small_site_path)
+    assert config.site.grid.contract == "composite"
     commitment = commitment_for(config, _usage(), _event())
     assert commitment.cbl.aggregate.kwh.tolist() == pytest.approx([15.0] * 4)
+    assert commitment.baseline_kw.tolist() == pytest.approx([CBL_KW] * 4)
+    # the cap on the participants' summed meter readings: 60 - 20 = 40 kW
     assert commitment.import_max_kw.tolist() == pytest.approx([CAP_KW] * 4)
+    # no deliveries in the usage: their expected consumption is the meter CBL
+    assert commitment.use_kw.tolist() == pytest.approx([CBL_KW] * 4)
+    assert commitment.supply_share == pytest.approx(SHARE)  # 0.06 + 0.06 + 0.08
 
 
-def test_rolling_replans_keep_import_under_the_committed_cap(small_site_path: Path,
-                                                            tmp_path: Path) -> None:
+def test_rolling_replans_keep_the_participants_meters_under_the_committed_cap(
+        small_site_path: Path, tmp_path: Path) -> None:
     config = _dr_site(small_site_path)
     commitment = commitment_for(config, _usage(), _event())
 
-    # control: no event -> the plans import more than the cap in the event hour
+    # control: no event -> the plans would have the participants' meters read more than the
+    # cap in the event hour (S below 100 kW: no battery discharge is needed for the bill)
     _, control = _run_site(config, tmp_path / "control")
     assert len(control) == N_PLANS
-    assert all(len(imports) for _, imports in control)
-    control_max = max(max(imports) for _, imports in control)
+    assert all(len(window) for _, window in control)
+    control_max = max(max(_reading(config, window)) for _, window in control)
     assert control_max > CAP_KW + 1.0, control
 
     # accepted before the runtime starts: every re-plan (before and during) honours it
@@ -154,11 +185,16 @@ def test_rolling_replans_keep_import_under_the_committed_cap(small_site_path: Pa
     h, capped = _run_site(config, tmp_path / "dr", accept)
     assert h.runtime.counters.plan_failures == 0
     assert len(capped) == N_PLANS
-    for created, imports in capped:
+    for created, window in capped:
         remaining = (EVENT_END - max(created.floor("15min"), EVENT_START)) // pd.Timedelta(
             minutes=15)
-        assert len(imports) == remaining, (created, imports)
-        assert all(kw <= CAP_KW + 1e-6 for kw in imports), (created, imports)
+        assert len(window) == remaining, (created, window)
+        reading = _reading(config, window)
+        assert all(kw <= CAP_KW + 1e-6 for kw in reading), (created, reading)
+        # the site's import is not capped: the load (~190-230 kW) is far above what the
+        # site supplies (S ~100 kW), so the grid meter reads more than the participants' CBL
+        imports = window["grid_import_kw"].tolist()
+        assert all(kw > CBL_KW for kw in imports), (created, imports)
     alarms = h.store.alarms()
     assert alarms.empty or not (alarms["code"] == "dr_uncapped").any()
 
@@ -170,19 +206,24 @@ def test_rolling_replans_keep_import_under_the_committed_cap(small_site_path: Pa
     _, ignored = _run_site(config, tmp_path / "opted_out", opt_out)
     assert len(ignored) == len(control)
     for (_, got), (_, expected) in zip(ignored, control, strict=True):
-        assert got == pytest.approx(expected, abs=1e-6)
+        assert got["grid_import_kw"].tolist() == pytest.approx(
+            expected["grid_import_kw"].tolist(), abs=1e-6)
+        assert _reading(config, got) == pytest.approx(_reading(config, expected), abs=1e-6)
 
 
 def test_infeasible_cap_raises_an_alarm_naming_the_event(small_site_path: Path,
                                                          tmp_path: Path) -> None:
-    # Without peak_kw the default load is the typical day scaled to 12,000 kWh (~550 kW at
-    # 13:00), corrected to the ~400 kW the meter reads: ~320 kW above PV (~40 kW) and the
-    # fuel cell (40 kW), which a 50 kW battery cannot bring down to the 50 kW cap.
-    config = _dr_site(small_site_path, daily_energy_kwh=12000.0, peak_kw=None)
-    commitment = commitment_for(config, _usage(), _event())
+    # Whatever the load, the site reaches the participants' meters only through S, at most
+    # PV 55 (inverter) + fuel cell 40 + battery 50 = 145 kW, so their reading is at least
+    # 60 - 0.2 x 145 = 31 kW. A committed 40 kW reduction caps it at 60 - 40 = 20 kW: S would
+    # have to be (60 - 20) / 0.2 = 200 kW, which no plan can give.
+    config = _dr_site(small_site_path)
+    commitment = commitment_for(config, _usage(), _event(committed_kw=40.0))
+    assert commitment.import_max_kw.tolist() == pytest.approx([20.0] * 4)
 
     def accept(store) -> None:
-        record_event(store, _event(), opted_in=True, status="accepted", commitment=commitment)
+        record_event(store, _event(committed_kw=40.0), opted_in=True, status="accepted",
+                     commitment=commitment)
 
     result: dict[str, object] = {}
 
@@ -207,53 +248,106 @@ def test_infeasible_cap_raises_an_alarm_naming_the_event(small_site_path: Path,
     failed = alarms[alarms["code"] == "plan_failed"]
     assert len(failed) == 1
     message = failed["message"].iloc[0]
-    assert "kpx-0715 (2026-07-15 13:00-14:00, import <= 50 kW = CBL - 10 kW)" in message
+    assert ("kpx-0715 (2026-07-15 13:00-14:00, participants' meters <= 20 kW = CBL - 40 kW)"
+            in message)
     assert "self-consumption fallback" in message
 
 
-def test_dispatch_holds_the_cap_when_the_load_exceeds_its_forecast(
+# ---- dispatch: the real-time hold is on the site's grid meter only ---------------------------
+
+def _site_meter_commitment() -> dict[str, object]:
+    """A commitment stored on the site's grid meter (``measured_on: site_meter``, as stored
+    before commitments were measured on the participants' meters, and still read so): CBL
+    60 kW in each 15-minute interval, committed 10 kW -> the site's import <= 50 kW."""
+    return {"committed_kw": 10.0, "cbl_method": "max4of5", "interval_min": 15,
+            "measured_on": "site_meter",
+            "intervals": [{"start": ts.tz_convert("UTC").isoformat(), "baseline_kw": 60.0,
+                           "import_max_kw": 50.0}
+                          for ts in pd.date_range(EVENT_START, periods=4, freq="15min")]}
+
+
+def _measure_event(config: SiteConfig, folder: Path, accept) -> dict[str, object]:
+    """Run to 13:05 with ``accept(store)`` done first, raise the simulated load 10 % above
+    what the plans expect, then sample the grid meter every minute to 13:59."""
+    result: dict[str, object] = {}
+
+    async def scenario() -> None:
+        h = Harness(config, folder)
+        accept(h.store)
+        await h.sim.start()
+        try:
+            await h.run_until(EVENT_START.to_pydatetime() + timedelta(minutes=5))
+            h.sim.twin.load.daily_energy_kwh *= 1.10
+            imports, caps = [], []
+            for minute in range(6, 60):
+                await h.run_until(EVENT_START.to_pydatetime() + timedelta(minutes=minute))
+                imports.append(max(h.physical("grid-meter")["active_power_kw"], 0.0))
+                caps.append(import_cap_kw(h.runtime.dr_commitments, h.clock.now()))
+            result["imports"] = imports
+            result["mean"] = sum(imports) / len(imports)
+            result["caps"] = caps
+            result["known"] = [c.event_id for c in h.runtime.dr_commitments]
+            result["limit"] = len(h.setpoints_since("ess-1", EVENT_START.to_pydatetime(),
+                                                    "limit"))
+            result["counters"] = (h.runtime.counters.plans, h.runtime.counters.plan_failures)
+        finally:
+            await h.io.close()
+            await h.sim.stop()
+            h.store.engine.dispose()
+
+    run(scenario)
+    return result
+
+
+def test_dispatch_holds_a_site_meter_cap_when_the_load_exceeds_its_forecast(
         small_site_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # From 13:05 the simulated load is 10 % above what the plans expected. With the cap in
-    # the real-time hold, dispatch adds ESS discharge beyond the plan ("limit" setpoints)
-    # and the measured import in the rest of the event is lower than with the hold given
-    # only the site's 600 kW import limit (the same run with the DR cap hidden from it).
+    # A commitment on the site's grid meter (stored JSON, measured_on: site_meter) is held
+    # by dispatch in real time as well as planned. From 13:05 the simulated load is 10 %
+    # above what the plans expected. With the cap in the real-time hold, dispatch adds ESS
+    # discharge beyond the plan ("limit" setpoints) and the measured import in the rest of
+    # the event is lower than with the hold given only the site's 600 kW import limit (the
+    # same run with the DR cap hidden from it).
     import cems.runtime.runtime as runtime_module
 
+    # The load of 4,500 kWh a day (~145-170 kW in the event hour): with the battery's 50 kW
+    # and the load's own dip over the hour the plans can keep the site's import <= 50 kW.
+    config = _dr_site(small_site_path, daily_energy_kwh=4500.0, peak_kw=225.0)
+
+    def accept(store) -> None:
+        record_event(store, _event(committed_kw=10.0), opted_in=True, status="accepted",
+                     detail={"commitment": _site_meter_commitment()})
+
+    held = _measure_event(config, tmp_path / "held", accept)
+    # the runtime read the stored commitment as one on the site meter: cap 50 kW in force
+    assert held["known"] == ["kpx-0715"]
+    assert held["caps"] == [50.0] * 54
+    # every re-plan (12:00 ... 13:45) solved: both runs compare plans in force
+    assert held["counters"] == (8, 0)
+    monkeypatch.setattr(runtime_module, "import_cap_kw", lambda commitments, now: None)
+    plan_only = _measure_event(config, tmp_path / "plan_only", accept)
+    assert plan_only["counters"] == (8, 0)
+    assert plan_only["limit"] == 0  # 600 kW import limit never reached
+    assert held["limit"] > 0
+    assert held["mean"] < plan_only["mean"] - 2.0, (held["mean"], plan_only["mean"])
+    assert held["mean"] <= 50.0 + 5.0, held["mean"]
+
+
+def test_dispatch_does_not_hold_the_site_import_to_a_participants_cap(
+        small_site_path: Path, tmp_path: Path) -> None:
+    # 국민DR measured on the participants' meters (the commitment commitment_for makes): the
+    # grid meter's reading does not decide it, so dispatch holds the site's import to the
+    # 600 kW limit only and follows the plans, which keep 60 - 0.2 x S <= 40 kW. With the load
+    # 10 % above its forecast from 13:05 the site imports well above the participants' CBL
+    # (load ~210-250 kW, S ~100 kW) and dispatch makes no "limit" setpoint for it.
     config = _dr_site(small_site_path)
     commitment = commitment_for(config, _usage(), _event())
 
-    def measure(folder: str) -> tuple[float, int]:
-        result: dict[str, object] = {}
+    def accept(store) -> None:
+        record_event(store, _event(), opted_in=True, status="accepted", commitment=commitment)
 
-        async def scenario() -> None:
-            h = Harness(config, tmp_path / folder)
-            record_event(h.store, _event(), opted_in=True, status="accepted",
-                         commitment=commitment)
-            await h.sim.start()
-            try:
-                await h.run_until(EVENT_START.to_pydatetime() + timedelta(minutes=5))
-                h.sim.twin.load.daily_energy_kwh *= 1.10
-                imports = []
-                for minute in range(6, 60):
-                    await h.run_until(EVENT_START.to_pydatetime() + timedelta(minutes=minute))
-                    imports.append(max(h.physical("grid-meter")["active_power_kw"], 0.0))
-                result["mean"] = sum(imports) / len(imports)
-                limit = h.setpoints_since("ess-1", EVENT_START.to_pydatetime(), "limit")
-                result["limit"] = len(limit)
-                # every re-plan (12:00 ... 13:45) solved: both runs compare plans in force
-                assert (h.runtime.counters.plans, h.runtime.counters.plan_failures) == (8, 0)
-            finally:
-                await h.io.close()
-                await h.sim.stop()
-                h.store.engine.dispose()
-
-        run(scenario)
-        return result["mean"], result["limit"]  # type: ignore[return-value]
-
-    held_mean, held_limit = measure("held")
-    monkeypatch.setattr(runtime_module, "import_cap_kw", lambda commitments, now: None)
-    plan_only_mean, plan_only_limit = measure("plan_only")
-    assert plan_only_limit == 0  # 600 kW import limit never reached
-    assert held_limit > 0
-    assert held_mean < plan_only_mean - 2.0, (held_mean, plan_only_mean)
-    assert held_mean <= CAP_KW + 5.0, held_mean
+    result = _measure_event(config, tmp_path / "participants", accept)
+    assert result["counters"] == (8, 0)
+    assert result["known"] == ["kpx-0715"]  # the runtime knows the event and plans with it
+    assert result["caps"] == [None] * 54  # but holds no cap on the grid meter for it
+    assert result["limit"] == 0
+    assert min(result["imports"]) > CBL_KW, result["imports"]

@@ -7,6 +7,12 @@ rules (평일, 06-21 h, notice >= 30 min) hold whatever the time of day. The dev
 served (their polls fail, which the runtime tolerates); the store is a real SQLite file and
 the plans are real HiGHS solves. SIGTERM to the process stops the VEN, the scheduler and
 the devices.
+
+The site is the runtime tests' small site made a 종합계약 complex (contract composite,
+tests/support/dr_sites.py) whose three households take part in 국민DR on meters behind the
+grid meter: KPX measures the event on those meters (규칙 제12.5.2.1조 ①), which read their use
+minus their asset share of the community's supply S (PV + fuel cell + ESS discharge -
+charge).
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 import yaml
+from dr_sites import composite, participants_reading_kw
 from loopback_ports import free_port
 from openleadr import OpenADRServer
 
 from cems.config import load_site
 from cems.markets.calendar import DrCalendar
 from cems.runtime.dr_commitments import parse_commitment
+from cems.runtime.planner import stored_schedule
 from cems.runtime.runtime import Runtime
 from cems.runtime.service import run_service
 from cems.store import open_store
@@ -73,10 +81,16 @@ def day() -> EventDay:
 
 # CBL, Max(4/5), 국민DR on the summed usage: on every day before the event day each of m1-m3 used
 # 4 kWh per 15-minute slot in 13:00-14:00, so every similar day sums to 12 kWh per slot:
-# CBL = 12 kWh / 0.25 h = 48 kW. The VTN asks for 8 kW -> cap 48 - 8 = 40 kW.
+# CBL = 12 kWh / 0.25 h = 48 kW. The VTN asks for 8 kW -> cap 48 - 8 = 40 kW on the
+# participants' summed meter readings. No deliveries in the usage: their expected use is the
+# meter CBL, 48 kW. Asset shares 0.1 + 0.1 + 0.2 = 0.4 of S reach them: 48 - 0.4 x S <= 40
+# needs S >= 8 / 0.4 = 20 kW in every event step.
 SLOT_KWH = 4.0
+CBL_KW = 48.0
 COMMITTED_KW = 8.0
 CAP_KW = 40.0
+SHARES = {"m1": 0.1, "m2": 0.1, "m3": 0.2}
+SHARE = 0.4
 
 
 class ShiftedClock:
@@ -92,9 +106,8 @@ class ShiftedClock:
 
 def _site(site_path: Path, vtn_port: int) -> Path:
     doc = yaml.safe_load(site_path.read_text(encoding="utf-8"))
-    doc["meters"] += [{"id": m, "kind": "household"} for m in ("m1", "m2", "m3")]
-    doc["households"] = [{"id": f"h{i}", "name": f"Home {i}", "meter": f"m{i}",
-                          "asset_share": s} for i, s in ((1, 0.3), (2, 0.3), (3, 0.4))]
+    composite(doc, [{"id": f"h{i}", "name": f"Home {i}", "meter": f"m{i}",
+                     "asset_share": SHARES[f"m{i}"]} for i in (1, 2, 3)])
     doc["demand_response"] = {
         "enabled": True, "program": "kukmin_dr", "cbl_method": "max4of5",
         "max_reduction_kw": 20.0, "ven_name": "cems-ven",
@@ -246,8 +259,11 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
     assert (accepted["status"], accepted["opted_in"], accepted["source"]) == (
         "accepted", True, "openadr")
     commitment = parse_commitment(accepted)
-    assert commitment.baseline_kw.tolist() == pytest.approx([48.0] * 4)
+    assert commitment.baseline_kw.tolist() == pytest.approx([CBL_KW] * 4)
     assert commitment.import_max_kw.tolist() == pytest.approx([CAP_KW] * 4)
+    assert not commitment.on_site_meter  # on the participants' meters
+    assert commitment.use_kw.tolist() == pytest.approx([CBL_KW] * 4)
+    assert commitment.supply_share == pytest.approx(SHARE)
     cancelled = store.dr_event("kpx-0715")
     assert (cancelled["status"], cancelled["opted_in"]) == ("cancelled", False)
     assert cancelled["detail"]["reason"] == "event is cancelled"
@@ -256,16 +272,21 @@ def test_service_ven_commits_events_and_replans_with_the_cap(small_site_path: Pa
     # the shifted clock runs on: the notice is a little under 15 minutes when it arrives
     assert "kukmin_dr needs at least 30 min" in refused["detail"]["reason"]
 
-    # the re-plan after the optIn: four hard rows, import <= 40 kW at 13:00-14:00
+    # the re-plan after the optIn: four hard rows on the participants' meters at 13:00-14:00
     plan = seen["plan"]
     rows = plan.inputs.dr_events
     assert rows["start"].tolist() == list(pd.date_range(day.event_start, periods=4,
                                                         freq="15min"))
     assert (rows["mode"] == "hard").all()
     assert (rows["baseline_kw"] - rows["reduction_kw"]).tolist() == pytest.approx([CAP_KW] * 4)
-    window = plan.schedule[(plan.schedule.index >= day.event_start)
-                           & (plan.schedule.index < day.event_end)]
-    assert len(window) == 4 and (window["grid_import_kw"] <= CAP_KW + 1e-6).all()
+    assert rows["participants_use_kw"].tolist() == pytest.approx([CBL_KW] * 4)
+    assert rows["supply_share"].tolist() == pytest.approx([SHARE] * 4)
+    window = stored_schedule(plan.schedule, config)
+    window = window[(window.index >= day.event_start) & (window.index < day.event_end)]
+    assert len(window) == 4
+    # the planned reading 48 - 0.4 x S of the participants' meters is at most 40 kW
+    reading = participants_reading_kw(window, config, CBL_KW, SHARE)
+    assert (reading <= CAP_KW + 1e-6).all(), reading.tolist()
     alarms = store.alarms(open_only=True)
     assert alarms.empty or "dr_ven_offline" not in set(alarms["code"])
     store.engine.dispose()

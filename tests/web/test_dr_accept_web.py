@@ -1,9 +1,13 @@
 """``POST /api/dr-events`` with ``accept``: the operator accepts a KPX notice by hand and the
 event is stored with the CBL cap from the households' stored usage.
 
-The seeded store (tests/reports/conftest.py): households m-a and m-b each import 0.05 kWh in
-every 15 minutes of April 2026. Any CBL method of identical weekdays gives 0.05 + 0.05 =
-0.1 kWh per 15 min = 0.4 kW; committing 0.1 kW caps the import at 0.3 kW.
+The seeded store (tests/support/reports_site.py): households m-a and m-b each import 0.05
+kWh in every 15 minutes of April 2026. Any CBL method of identical weekdays gives 0.05 +
+0.05 = 0.1 kWh per 15 min = 0.4 kW; committing 0.1 kW caps the participants' meters at
+0.3 kW. KPX measures 국민DR on those meters (규칙 제12.5.2.1조 ①): the accepting site is made
+a 종합계약 complex (contract composite) with m-a and m-b behind its grid meter, so h-a's and
+h-b's asset shares 0.01 + 0.02 = 0.03 of the community's supply reach them. The seeded site
+as it is (households on their own connections) cannot reach them and is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dr_sites import GRID_METER, SHARED_FACILITIES_PLAN
 from fastapi.testclient import TestClient
 
 from cems.config import load_site
@@ -48,13 +53,24 @@ def _ids(store: object) -> set[str]:
     return set() if rows.empty else set(rows["event_id"])
 
 
-@pytest.fixture
-def dr_site(fresh_site: Path) -> Path:
-    site = fresh_site
+def _with_dr(site: Path, *, composite: bool) -> Path:
+    """Enable 국민DR in the seeded site; ``composite``: make it a 종합계약 complex, m-a and m-b
+    behind its grid meter (the households keep their residential_low plans)."""
     doc = yaml.safe_load(site.read_text(encoding="utf-8"))
     doc["demand_response"] = {"enabled": True, "cbl_method": "max4of5", "max_reduction_kw": 1}
+    if composite:
+        doc["site"]["grid"].update(contract="composite", tariff_plan=SHARED_FACILITIES_PLAN)
+        assert doc["site"]["grid"]["meter"] == GRID_METER
+        for meter in doc["meters"]:
+            if meter["id"] in ("m-a", "m-b"):
+                meter["behind"] = GRID_METER
     site.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return site
+
+
+@pytest.fixture
+def dr_site(fresh_site: Path) -> Path:
+    return _with_dr(fresh_site, composite=True)
 
 
 def test_operator_accepts_an_event_with_its_cap(dr_site: Path, tmp_path: Path) -> None:
@@ -68,8 +84,24 @@ def test_operator_accepts_an_event_with_its_cap(dr_site: Path, tmp_path: Path) -
         assert row["status"] == "accepted" and bool(row["opted_in"])
         detail = json.loads(row["detail_json"])
         assert detail["entered_by"] == "op"
-        assert [i["import_max_kw"] for i in detail["commitment"]["intervals"]] == (
+        commitment = detail["commitment"]
+        assert [i["import_max_kw"] for i in commitment["intervals"]] == (
             pytest.approx([0.3] * 4))
+        # on the participants' meters: expected use 0.4 kW (no deliveries stored), 0.03 of S
+        assert commitment["measured_on"] == "participants_meters"
+        assert commitment["supply_share"] == pytest.approx(0.03)
+        assert [i["participants_use_kw"] for i in commitment["intervals"]] == (
+            pytest.approx([0.4] * 4))
+
+
+def test_accept_refused_when_the_site_cannot_reach_the_participants(fresh_site: Path,
+                                                                   tmp_path: Path) -> None:
+    site = _with_dr(fresh_site, composite=False)  # m-a, m-b on their own connections
+    for client, store in _client(site, tmp_path):
+        r = client.post("/api/dr-events", json=EVENT)
+        assert r.status_code == 422, r.text
+        assert "measured on the participants' own meters" in r.text
+        assert "kpx-0429" not in _ids(store)
 
 
 def test_accept_refused_with_the_reason(dr_site: Path, tmp_path: Path) -> None:
