@@ -5,6 +5,11 @@ interval; ``timestamp`` is the interval start in ISO 8601 with a UTC offset
 (``2026-07-01T00:00:00+09:00``). History CSV: either the same format (earlier months of
 interval data) or ``month,peak_kw`` rows (``2025-08,412.5``) giving each month's largest
 mid/peak 15-minute demand.
+
+Every number is checked at this boundary: finite, >= 0, and no more than a connection can
+carry in its interval: the contract power times :data:`CONTRACT_POWER_MULTIPLE` when the
+contract power is known, else :data:`tariffs.usage.MAX_POWER_KW` (10 GW). A larger value is
+a unit or parsing error (Wh read as kWh, a corrupt row), reported with file, line and field.
 """
 
 from __future__ import annotations
@@ -19,10 +24,26 @@ import numpy as np
 import pandas as pd
 
 from cems.errors import InputError
+from tariffs.usage import MAX_POWER_KW
 
 USAGE_COLUMNS = ("timestamp", "import_kwh", "export_kwh")
 ALLOWED_STEPS_MIN = (15, 60)
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+#: A row may average at most this many times the contract power over its interval: a supply
+#: sized for the contract (breaker, transformer, service cable) does not carry ten times it
+#: for a whole 15 minutes, while drawing somewhat above the contract does happen (and is
+#: billed, 약관 제67조의3 초과사용부가금).
+CONTRACT_POWER_MULTIPLE = 10.0
+
+
+def power_limit_kw(contract_kw: float | None) -> tuple[float, str]:
+    """The largest plausible average power of one row, kW, and where the limit comes from."""
+    if contract_kw is None:
+        return MAX_POWER_KW, f"{MAX_POWER_KW:,.0f} kW, beyond any connection"
+    limit = contract_kw * CONTRACT_POWER_MULTIPLE
+    return limit, (f"{limit:,.6g} kW, {CONTRACT_POWER_MULTIPLE:g} x the contract power of "
+                   f"{contract_kw:g} kW")
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -74,15 +95,19 @@ def _timestamp(path: Path, line: int, text: str) -> datetime:
     return ts
 
 
-def read_usage_csv(path: str | Path) -> pd.DataFrame:
-    """Read a usage CSV into a DataFrame (tz-aware index; import_kwh, export_kwh)."""
+def read_usage_csv(path: str | Path, *, contract_kw: float | None = None) -> pd.DataFrame:
+    """Read a usage CSV into a DataFrame (tz-aware index; import_kwh, export_kwh).
+
+    ``contract_kw`` (when known) bounds each row's average power (:func:`power_limit_kw`).
+    """
     path = Path(path)
     header, rows = _rows(path)
-    return _usage_from_rows(path, header, rows)
+    return _usage_from_rows(path, header, rows, contract_kw)
 
 
 def _usage_from_rows(
-    path: Path, header: list[str], rows: list[tuple[int, list[str]]]
+    path: Path, header: list[str], rows: list[tuple[int, list[str]]],
+    contract_kw: float | None = None,
 ) -> pd.DataFrame:
     for col in ("timestamp", "import_kwh"):
         if col not in header:
@@ -114,13 +139,23 @@ def _usage_from_rows(
         )
         lines.append(line)
     index = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)).tz_convert("Asia/Seoul")
-    _check_spacing(path, index, lines)
+    step_min = _check_spacing(path, index, lines)
+    limit_kw, why = power_limit_kw(contract_kw)
+    for field, values in (("import_kwh", imports), ("export_kwh", exports)):
+        for line, value in zip(lines, values, strict=True):
+            if value > limit_kw * step_min / 60.0:
+                raise InputError(
+                    f"{path}: line {line}: field {field!r}: {value:g} kWh in a {step_min:g}-minute "
+                    f"interval averages more than {why}; check the unit (kWh, not Wh) "
+                    "and the value"
+                )
     return pd.DataFrame({"import_kwh": imports, "export_kwh": exports}, index=index)
 
 
-def _check_spacing(path: Path, index: pd.DatetimeIndex, lines: list[int]) -> None:
+def _check_spacing(path: Path, index: pd.DatetimeIndex, lines: list[int]) -> float:
+    """Check order and spacing; return the interval length in minutes."""
     if len(index) < 2:
-        return
+        return 60.0
     # minutes between consecutive rows (unit-independent: pandas may store us or ns)
     diffs = np.asarray((index[1:] - index[:-1]) / pd.Timedelta(minutes=1), dtype=float)
     first_bad = np.flatnonzero(diffs <= 0)
@@ -146,22 +181,36 @@ def _check_spacing(path: Path, index: pd.DatetimeIndex, lines: list[int]) -> Non
             f"line {lines[i - 1]} ({index[i - 1].isoformat()}); expected a row every "
             f"{step:g} minutes (fill the missing intervals)"
         )
+    return step
 
 
-def read_history_csv(path: str | Path) -> dict[str, float] | pd.DataFrame:
-    """Read billing-demand history: ``month,peak_kw`` rows, or interval usage."""
+def read_history_csv(path: str | Path, *,
+                     contract_kw: float | None = None) -> dict[str, float] | pd.DataFrame:
+    """Read billing-demand history: ``month,peak_kw`` rows, or interval usage.
+
+    ``contract_kw`` (when known) bounds each peak and row (:func:`power_limit_kw`).
+    """
     path = Path(path)
     header, rows = _rows(path)
     if "month" not in header:
-        return _usage_from_rows(path, header, rows)
+        return _usage_from_rows(path, header, rows, contract_kw)
+    limit_kw, why = power_limit_kw(contract_kw)
     if "peak_kw" not in header:
         raise InputError(f"{path}: line 1: column 'peak_kw' is missing (header: month,peak_kw)")
     out: dict[str, float] = {}
     for line, cells in rows:
+        if len(cells) != len(header):
+            raise InputError(
+                f"{path}: line {line}: {len(cells)} fields, the header has {len(header)}"
+            )
         month = cells[header.index("month")].strip()
         if not _MONTH.fullmatch(month):
             raise InputError(f"{path}: line {line}: field 'month': {month!r} must be YYYY-MM")
         if month in out:
             raise InputError(f"{path}: line {line}: field 'month': {month} appears twice")
-        out[month] = _number(path, line, "peak_kw", cells[header.index("peak_kw")])
+        peak = _number(path, line, "peak_kw", cells[header.index("peak_kw")])
+        if peak > limit_kw:
+            raise InputError(f"{path}: line {line}: field 'peak_kw': {peak:g} kW is more than "
+                             f"{why}; check the unit (kW, not W) and the value")
+        out[month] = peak
     return out

@@ -45,7 +45,7 @@ from tariffs.months import (
 )
 from tariffs.prices import _tier_edges, discount_factor, table_for
 from tariffs.tou_calendar import MID, PEAK, CalendarArrays, calendar_arrays, period_codes
-from tariffs.usage import normalise_usage, step_hours
+from tariffs.usage import MAX_POWER_KW, normalise_usage, step_hours
 
 #: Period label of plans without load periods (seasonal plans), as in :func:`period_labels`.
 FLAT = "flat"
@@ -154,6 +154,9 @@ def _check_contract(plan_id: str, contract_kw: float | None) -> float:
         )
     if not np.isfinite(contract_kw) or contract_kw <= 0:
         raise TariffError(f"contract_kw must be a positive number of kW, got {contract_kw!r}")
+    if contract_kw > MAX_POWER_KW:
+        raise TariffError(f"contract_kw = {contract_kw:g} kW is more than {MAX_POWER_KW:,.0f} kW "
+                          "(10 GW), beyond any KEPCO contract; check the unit")
     return float(contract_kw)
 
 
@@ -317,6 +320,9 @@ def bill_from_totals(
     for name, value in (("import_kwh", import_kwh), ("export_kwh", export_kwh)):
         if not np.isfinite(value) or value < 0:
             raise TariffError(f"{name} must be a number >= 0, got {value!r}")
+        if value > MAX_POWER_KW * 24 * 31:
+            raise TariffError(f"{name} = {value:g} kWh in a month averages more than "
+                              f"{MAX_POWER_KW:,.0f} kW (10 GW), beyond any meter; check the unit")
     segs = month_segments(plan_id, first)
     net = whole_units(max(import_kwh - export_kwh, 0.0))
     surplus = whole_units(max(export_kwh - import_kwh, 0.0))

@@ -24,7 +24,7 @@ from tariffs.errors import TariffError
 from tariffs.months import key_text, month_keys, parse_month
 from tariffs.prices import table_for, version_index
 from tariffs.tou_calendar import MID, PEAK, CalendarArrays, calendar_arrays, period_codes
-from tariffs.usage import normalise_usage, step_hours
+from tariffs.usage import MAX_POWER_KW, normalise_usage, step_hours
 
 RATCHET_MONTHS: frozenset[int] = frozenset({12, 1, 2, 7, 8, 9})
 CONTRACT_FLOOR = Decimal("0.3")
@@ -96,5 +96,8 @@ def history_peaks(plan_id: str, history: Any, region: str) -> dict[str, float]:
             kw = float("nan")
         if not np.isfinite(kw) or kw < 0:
             raise TariffError(f"history {key}: peak {value!r} kW must be a number >= 0")
+        if kw > MAX_POWER_KW:
+            raise TariffError(f"history {key}: peak {kw:g} kW is more than {MAX_POWER_KW:,.0f} "
+                              "kW (10 GW), beyond any meter; check the unit")
         out[str(key)] = kw
     return out

@@ -16,6 +16,11 @@ from tariffs.tou_calendar import LOCAL_TZ
 
 ALLOWED_STEPS: tuple[pd.Timedelta, ...] = (pd.Timedelta(minutes=15), pd.Timedelta(hours=1))
 
+#: Largest plausible average power of one meter over one interval, kW (10 GW: a tenth of
+#: Korea's whole peak demand, above any KEPCO contract). Usage beyond it is a unit or parsing
+#: error (Wh read as kWh, a corrupt row); it would also overflow the exact money arithmetic.
+MAX_POWER_KW = 10_000_000.0
+
 
 def normalise_usage(usage: pd.DataFrame | pd.Series, what: str = "usage") -> pd.DataFrame:
     """Return usage as a DataFrame (Asia/Seoul index; import_kwh, export_kwh), checked."""
@@ -65,6 +70,17 @@ def normalise_usage(usage: pd.DataFrame | pd.Series, what: str = "usage") -> pd.
                 "energy per interval must be >= 0 (put exported energy in export_kwh)"
             )
     _check_steps(out.index, what)
+    limit = MAX_POWER_KW * step_hours(out.index)
+    for col in ("import_kwh", "export_kwh"):
+        values = out[col].to_numpy()
+        big = values > limit
+        if big.any():
+            i = int(np.argmax(big))
+            raise TariffError(
+                f"{what}: row {i + 1} ({index[i].isoformat()}): {col} = {values[i]:g} kWh in one "
+                f"interval averages more than {MAX_POWER_KW:,.0f} kW (10 GW), beyond any "
+                "meter; check the unit (kWh, not Wh)"
+            )
     return out
 
 

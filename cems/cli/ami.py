@@ -1,8 +1,15 @@
-"""``cems ami import FILE``: import AMI interval data and summarise it per meter."""
+"""``cems ami import FILE``: import AMI interval data and summarise it per meter.
+
+Warnings (readings sharing a start and how they were resolved, mixed UTC offsets, holes,
+irregular spacing) go to standard error as ``warning: ...`` lines and, with ``--json``, into
+the document's ``warnings`` list; the data is imported as described there, never silently
+filled or dropped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +18,8 @@ from cems.errors import InputError, translate_library_errors
 from device_drivers.ami import AmiData, load_ami, summarize
 
 FORMATS = ("greenbutton", "csv", "iec62056_21")
+#: Green Button readings that share a start (kept in step with device_drivers.ami).
+DUPLICATES = ("sum", "first", "last", "error")
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +40,14 @@ def register(subparsers: Any) -> None:
                      help="format (default: from the extension, .xml or .csv; a directory: "
                      "csv)")
     imp.add_argument("--timezone", default="Asia/Seoul",
-                     help="meter clock zone for iec62056_21 readouts (default Asia/Seoul)")
+                     help="meter clock zone for iec62056_21 readouts, and the zone Green Button "
+                     "readings are named in when the feed has no LocalTimeParameters "
+                     "(default Asia/Seoul)")
+    imp.add_argument("--duplicates", choices=DUPLICATES, default="sum",
+                     help="Green Button readings that share a start (a local-time exporter "
+                     "repeats one at the autumn DST change): sum them (default: keeps the "
+                     "file's total energy), keep the first or last, or refuse the file; each "
+                     "case is named in a warning")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(handler=run_import)
 
@@ -54,13 +70,17 @@ def run_import(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: no such file or directory")
     fmt = _format(path, args.format)
     with translate_library_errors():
-        data: AmiData = load_ami(fmt, path, timezone=args.timezone)
+        data: AmiData = load_ami(fmt, path, timezone=args.timezone, duplicates=args.duplicates)
     rows = summarize(data)
     if not rows:
-        raise InputError(f"{path}: no electricity interval data found")
+        why = "; ".join(data.notes)
+        raise InputError(f"{path}: no electricity interval data found" + (f" ({why})" if why
+                                                                          else ""))
+    for warning in data.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         emit_json({
-            "file": str(path), "format": fmt, "notes": data.notes,
+            "file": str(path), "format": fmt, "notes": data.notes, "warnings": data.warnings,
             "meters": [{"meter_id": r.meter_id, "interval_s": r.interval_s,
                         "first_start": r.first_start.isoformat(),
                         "last_start": r.last_start.isoformat(), "count": r.count,

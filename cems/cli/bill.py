@@ -10,6 +10,7 @@ import tariffs
 from cems.billing_io import read_history_csv, read_usage_csv
 from cems.cli.output import emit_json
 from cems.errors import InputError, translate_library_errors
+from tariffs.usage import MAX_POWER_KW
 
 
 def register(subparsers: Any) -> None:
@@ -19,7 +20,9 @@ def register(subparsers: Any) -> None:
         help="compute an itemised monthly KEPCO bill from a meter CSV",
         description="Bill one calendar month of interval usage. Usage CSV columns: "
         "timestamp,import_kwh[,export_kwh]; 15-minute or hourly rows; timestamp = interval "
-        "start in ISO 8601 with a UTC offset. Exit 2 on bad input.",
+        "start in ISO 8601 with a UTC offset. Every value must be a finite number >= 0 and "
+        "plausible for its interval (at most 10 x --contract-kw on average, or 10 GW without "
+        "it). Exit 2 on bad input, naming the file, line and field.",
     )
     parser.add_argument("--plan", required=True, help="plan id (see `cems tariff list`)")
     parser.add_argument("--usage", required=True, help="usage CSV file")
@@ -76,8 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if args.contract_kw is not None and (not math.isfinite(args.contract_kw)
                                          or args.contract_kw <= 0):
         raise InputError(f"--contract-kw {args.contract_kw}: give a positive number of kW")
-    usage = read_usage_csv(args.usage)
-    history = read_history_csv(args.history) if args.history else None
+    if args.contract_kw is not None and args.contract_kw > MAX_POWER_KW:
+        raise InputError(f"--contract-kw {args.contract_kw:g}: more than {MAX_POWER_KW:,.0f} kW "
+                         "(10 GW), beyond any KEPCO contract; check the unit (kW, not W)")
+    usage = read_usage_csv(args.usage, contract_kw=args.contract_kw)
+    history = (read_history_csv(args.history, contract_kw=args.contract_kw)
+               if args.history else None)
     with translate_library_errors():
         plan = tariffs.get_plan(args.plan)
         result = tariffs.bill(

@@ -7,7 +7,9 @@ command: it points ``sys.stdout`` *and* file descriptor 1 at standard error, so 
 ``print`` or a native library writing to descriptor 1 (HiGHS prints a banner there) cannot
 corrupt the document, and keeps the real standard output for :func:`emit_json`.
 
-Documents are strict JSON: ``NaN`` and ``Infinity`` are refused (a bug, not output).
+Documents are strict JSON: ``NaN`` and ``Infinity`` are refused. A figure that is not a
+finite number raises :class:`NonFiniteFigureError` naming it (``meters[0].totals_kwh.
+import_kwh is inf``), a user-facing error (exit 2) rather than a corrupt document.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ import os
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
+
+from cems.errors import CemsError
+
+
+class NonFiniteFigureError(CemsError, ValueError):
+    """A figure of a JSON document is NaN or infinite; the message names it."""
 
 #: Where :func:`emit_json` writes while a :func:`json_output` block is active.
 _document_stream: list[IO[str]] = []
@@ -74,10 +82,44 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
 
 
+def non_finite_figure(document: Any, where: str = "") -> tuple[str, float] | None:
+    """The path (``meters[0].totals_kwh.import_kwh``) and value of the first NaN/inf figure."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            found = non_finite_figure(value, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    elif isinstance(document, list | tuple):
+        for i, value in enumerate(document):
+            found = non_finite_figure(value, f"{where}[{i}]")
+            if found is not None:
+                return found
+    elif isinstance(document, float) or (hasattr(document, "item") and hasattr(document, "dtype")):
+        try:
+            number = float(document)
+        except (TypeError, ValueError):
+            return None
+        if number != number or number in (float("inf"), float("-inf")):
+            return (where or "(the document)"), number
+    return None
+
+
 def dumps(document: Any, *, indent: int | None = 2) -> str:
-    """``document`` as strict JSON text (UTF-8 characters kept, NaN/Infinity refused)."""
-    return json.dumps(document, ensure_ascii=False, indent=indent, allow_nan=False,
-                      default=_plain)
+    """``document`` as strict JSON text (UTF-8 characters kept, NaN/Infinity refused).
+
+    Raises :class:`NonFiniteFigureError` naming the first figure that is NaN or infinite.
+    """
+    try:
+        return json.dumps(document, ensure_ascii=False, indent=indent, allow_nan=False,
+                          default=_plain)
+    except ValueError:
+        found = non_finite_figure(document)
+        if found is None:
+            raise
+        where, value = found
+        raise NonFiniteFigureError(
+            f"figure {where} is {value}, not a finite number; JSON output carries finite "
+            "numbers only (an input behind it is out of range or missing)") from None
 
 
 def emit_json(document: Any, *, indent: int | None = 2) -> None:

@@ -20,8 +20,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check a site YAML file and print a summary",
-        description="Validate a site YAML file. Exit 0 and print counts and totals per "
-        "asset kind when valid; exit 2 and print one line per problem otherwise (with "
+        description="Validate a site YAML file: every field (numbers finite and plausible "
+        "for their unit), the references between objects, and that every file or folder it "
+        "names exists. Exit 0 and print counts and totals per asset kind when valid; "
+        "exit 2 and print one line per problem otherwise (with "
         "--json, also a document {valid: false, source, problems: [{path, message, line}]}).",
     )
     parser.add_argument("site", help="path to the site YAML file")
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate ``args.site``; print problems (exit 2) or the summary (exit 0)."""
     try:
-        config = load_site(args.site)
+        config = load_site(args.site, require_files=True)
     except ConfigError as exc:
         print(f"{exc.source}: invalid site file, {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems[:MAX_PROBLEMS_SHOWN]:

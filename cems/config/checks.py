@@ -62,6 +62,34 @@ def check_site(config: SiteConfig) -> list[Finding]:
     return findings
 
 
+#: What each AMI format reads from a folder (a file of another kind is not looked at).
+AMI_FOLDER_FILES = {"greenbutton": "*.xml", "csv": "*.csv", "iec62056_21": "*"}
+
+
+def check_files(config: SiteConfig) -> list[Finding]:
+    """Every file or folder the site names must exist: AMI sources, the broker portfolio.
+
+    ``site.data_dir`` is not checked: the runtime creates it. An AMI folder may be empty
+    (a drop folder the utility's exports have not reached yet).
+    """
+    findings: list[Finding] = []
+    for i, source in enumerate(config.ami_sources):
+        path = source.path
+        if not path.exists():
+            findings.append(Finding(
+                ("ami_sources", i, "path"),
+                f"{path} does not exist; give an existing {source.format} file, or a folder "
+                f"for its {AMI_FOLDER_FILES[source.format]} files (it may be empty), "
+                "relative to the site file"))
+    portfolio = config.brokerage.portfolio_file
+    if portfolio is not None and not portfolio.is_file():
+        what = "is a folder" if portfolio.is_dir() else "does not exist"
+        findings.append(Finding(("brokerage", "portfolio_file"),
+                                f"{portfolio} {what}; give the broker portfolio CSV, relative "
+                                "to the site file"))
+    return findings
+
+
 def _duplicates(
     entries: Iterable[tuple[tuple[PathPart, ...], str]], what: str
 ) -> Iterator[Finding]:

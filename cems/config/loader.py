@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from cems.config.checks import check_site
+from cems.config.checks import check_files, check_site
 from cems.config.model import SiteConfig
 from cems.errors import ConfigError, Problem
 
@@ -157,6 +157,8 @@ def _message(error: ErrorDetails, owner: type[BaseModel] | None, name: PathPart 
     if kind in bounds:
         limit = next(iter(ctx.values()))
         return f"must be {bounds[kind]} {limit} (got {got})"
+    if kind == "finite_number":
+        return f"must be a finite number, not infinity or NaN (got {got})"
     if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
         what = "a whole number" if kind.startswith("int") else "a number"
         return f"must be {what} (got {got})"
@@ -226,9 +228,15 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
 
 
 def load_site_text(
-    text: str, source: str = "<string>", base_dir: Path | None = None
+    text: str, source: str = "<string>", base_dir: Path | None = None, *,
+    require_files: bool = False,
 ) -> SiteConfig:
-    """Validate YAML text as a site; relative paths resolve against ``base_dir``."""
+    """Validate YAML text as a site; relative paths resolve against ``base_dir``.
+
+    With ``require_files`` every file or folder the site names (AMI sources, the broker
+    portfolio) must exist (:func:`cems.config.checks.check_files`), as ``cems validate``
+    checks; the runtime reads them only when it needs them.
+    """
     data, root = parse_yaml(text, source)
     if not isinstance(data, dict):
         message = f"the file must hold a mapping with a 'site' key (got {_describe(data)})"
@@ -237,16 +245,19 @@ def load_site_text(
         config = SiteConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(source, _problems_from_validation(exc, root)) from None
-    problems = [
-        Problem(p.path, p.message, _line_of(root, p.parts)) for p in check_site(config)
-    ]
+    findings = check_site(config) + (check_files(config) if require_files else [])
+    problems = [Problem(p.path, p.message, _line_of(root, p.parts)) for p in findings]
     if problems:
         raise ConfigError(source, problems)
     return config
 
 
-def load_site(path: str | Path) -> SiteConfig:
-    """Read and validate a site YAML file; raise :class:`ConfigError` listing every problem."""
+def load_site(path: str | Path, *, require_files: bool = False) -> SiteConfig:
+    """Read and validate a site YAML file; raise :class:`ConfigError` listing every problem.
+
+    ``require_files``: also check that the files the site names exist (see
+    :func:`load_site_text`).
+    """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -259,4 +270,5 @@ def load_site(path: str | Path) -> SiteConfig:
         raise ConfigError(str(file), [Problem("", f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise ConfigError(str(file), [Problem("", f"cannot read: {exc.strerror}")]) from None
-    return load_site_text(text, str(file), base_dir=file.resolve().parent)
+    return load_site_text(text, str(file), base_dir=file.resolve().parent,
+                          require_files=require_files)

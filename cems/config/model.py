@@ -56,10 +56,49 @@ def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
     return value
 
 
-class StrictModel(BaseModel):
-    """Base of every config class: immutable, unknown keys rejected."""
+#: Plausibility bounds by unit suffix (the last matching suffix of a field name wins): a
+#: value above its bound is a unit slip (W for kW, Wh for kWh) or a typo, not a site. 10 GW
+#: is a tenth of Korea's whole peak demand, above any KEPCO contract; 1 TWh is 100 hours of
+#: it. Prices above 1,000,000 KRW/kWh (SMP is ~100-200) and amounts above 10^12 KRW are
+#: likewise refused. Fields with narrower bounds of their own keep them.
+PLAUSIBLE_MAX: tuple[tuple[str, float, str], ...] = (
+    ("kwp", 10_000_000.0, "kWp (10 GW)"),
+    ("_kw", 10_000_000.0, "kW (10 GW)"),
+    ("_kw_per_min", 10_000_000.0, "kW/min"),
+    ("_kwh", 1_000_000_000.0, "kWh (1 TWh)"),
+    ("_krw", 1e12, "KRW"),
+    ("_krw_per_kwh", 1_000_000.0, "KRW/kWh"),
+    ("_m2", 100_000_000.0, "m2 (100 km2)"),
+)
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+def _plausible_max(name: str) -> tuple[float, str] | None:
+    found = None
+    for suffix, bound, unit in PLAUSIBLE_MAX:
+        if name == suffix or name.endswith(suffix):
+            found = (bound, unit)
+    return found
+
+
+class StrictModel(BaseModel):
+    """Base of every config class: immutable, unknown keys rejected, numbers finite.
+
+    ``allow_inf_nan=False`` refuses ``.inf`` / ``.nan`` in every float field; a field whose
+    name ends in a unit suffix of :data:`PLAUSIBLE_MAX` is also refused above its bound.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plausible(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, float) and info.field_name is not None:
+            limit = _plausible_max(info.field_name)
+            if limit is not None and abs(value) > limit[0]:
+                raise ValueError(f"must be <= {limit[0]:,.0f} {limit[1]}: larger is not a "
+                                 "plausible site (check the unit)")
+        return value
 
 
 # --------------------------------------------------------------------------- connections

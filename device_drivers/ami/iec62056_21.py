@@ -10,6 +10,7 @@ The serial sign-on (``/?!``, baud switch, ACK) is not implemented here.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -17,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from device_drivers import AmiFormatError
-from device_drivers.ami.frame import AmiData, make_frame
+from device_drivers.ami.frame import AmiData, check_energy, make_frame
 
 STX, ETX = 0x02, 0x03
 _LINE = re.compile(rb"([0-9A-Za-z.:*\-]+)\(([^)*]*)(?:\*([^)]*))?\)")
@@ -71,9 +72,12 @@ def parse_readout(telegram: bytes) -> Readout:
         assert obis is not None and raw is not None
         if unit:
             try:
-                values[obis] = (float(raw), unit)
+                number = float(raw)
             except ValueError:
                 raise AmiFormatError(f"OBIS {obis}: value {raw!r} is not a number") from None
+            if not math.isfinite(number):
+                raise AmiFormatError(f"OBIS {obis}: value {raw!r} is not a finite number")
+            values[obis] = (number, unit)
         else:
             values[obis] = (raw, None)
     meter = next((str(values[k][0]) for k in ("0.0.0", "C.1.0", "0.0.1") if k in values), None)
@@ -96,10 +100,19 @@ def readouts_to_frame(readouts: list[tuple[datetime, Readout]], *, meter_id: str
         if i1 < i0:
             raise AmiFormatError(f"meter {meter_id}: 1.8.0 decreased at {t1.isoformat()}")
         e0, e1 = r0.energy_kwh("2.8.0"), r1.energy_kwh("2.8.0")
+        duration = int((t1 - t0).total_seconds())
+        where = f"meter {meter_id}: readouts at {t0.isoformat()} and {t1.isoformat()}"
+        if duration <= 0:
+            raise AmiFormatError(f"{where}: two readouts at one time; keep one")
         starts.append(int(t0.timestamp()))
-        durations.append(int((t1 - t0).total_seconds()))
-        imports.append(i1 - i0)
-        exports.append((e1 - e0) if e0 is not None and e1 is not None else float("nan"))
+        durations.append(duration)
+        imports.append(check_energy(i1 - i0, duration, where=where, column="1.8.0 import"))
+        if e0 is not None and e1 is not None:
+            if e1 < e0:
+                raise AmiFormatError(f"meter {meter_id}: 2.8.0 decreased at {t1.isoformat()}")
+            exports.append(check_energy(e1 - e0, duration, where=where, column="2.8.0 export"))
+        else:
+            exports.append(float("nan"))
     columns = {"import_kwh": imports}
     if any(e == e for e in exports):
         columns["export_kwh"] = exports

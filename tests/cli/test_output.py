@@ -39,7 +39,8 @@ def test_native_writes_and_prints_go_to_stderr_inside_the_guard() -> None:
 
 def test_emit_json_refuses_nan() -> None:
     proc = _python("from cems.cli.output import emit_json\nemit_json({'x': float('nan')})\n")
-    assert proc.returncode != 0 and "ValueError" in proc.stderr
+    assert proc.returncode != 0 and "NonFiniteFigureError" in proc.stderr
+    assert "figure x is nan, not a finite number" in proc.stderr  # the figure is named
     assert proc.stdout == ""
 
 

@@ -331,10 +331,47 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "assets.pv[0].id",
         "must be an id made of letters",
     ),
+    (
+        "infinite-kwp",
+        _set("assets.pv[0].kwp", float("inf")),
+        "assets.pv[0].kwp",
+        "must be a finite number, not infinity or NaN (got inf)",
+    ),
+    (
+        "nan-soc",
+        _set("assets.ess[0].soc_max", float("nan")),
+        "assets.ess[0].soc_max",
+        "must be a finite number, not infinity or NaN (got nan)",
+    ),
+    (
+        "implausible-kwp",
+        _set("assets.pv[0].kwp", 5.0e7),
+        "assets.pv[0].kwp",
+        "must be <= 10,000,000 kWp (10 GW)",
+    ),
+    (
+        "implausible-price",
+        _set("assets.ess[0].degradation_cost_krw_per_kwh", 1.0e9),
+        "assets.ess[0].degradation_cost_krw_per_kwh",
+        "must be <= 1,000,000 KRW/kWh",
+    ),
+    (
+        "missing-ami-path",
+        _set("ami_sources[0].path", "no-such-folder"),
+        "ami_sources[0].path",
+        "no-such-folder does not exist",
+    ),
+    (
+        "missing-portfolio-file",
+        _set("brokerage", {"portfolio_file": "no-such-portfolio.csv"}),
+        "brokerage.portfolio_file",
+        "no-such-portfolio.csv does not exist",
+    ),
 ]
 
 
 def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    (tmp_path / "ami").mkdir(exist_ok=True)  # MINIMAL's AMI source folder
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -414,3 +451,27 @@ def test_missing_file_is_a_user_error(run_cems, tmp_path):
     assert result.returncode == 2
     assert "file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_validate_json_names_an_infinite_kwp_and_a_missing_ami_folder(run_cems, tmp_path):
+    from strict_json import strict_json
+
+    # kwp written as YAML's own infinity; the AMI folder never created
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True, sort_keys=False)
+                    .replace("kwp: 100", "kwp: .inf"), encoding="utf-8")
+    result = run_cems("validate", site, "--json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (problem,) = strict_json(result.stdout)["problems"]
+    assert problem["path"] == "assets.pv[0].kwp" and "finite" in problem["message"]
+    # with kwp fixed, the missing folder is the one problem, named with its full path
+    site.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True, sort_keys=False),
+                    encoding="utf-8")
+    result = run_cems("validate", site, "--json")
+    assert result.returncode == 2
+    (problem,) = strict_json(result.stdout)["problems"]
+    assert problem["path"] == "ami_sources[0].path"
+    assert f"{tmp_path / 'ami'} does not exist" in problem["message"]
+    assert isinstance(problem["line"], int)
+    (tmp_path / "ami").mkdir()
+    assert run_cems("validate", site).returncode == 0
