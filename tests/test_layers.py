@@ -6,7 +6,8 @@ Order, lowest first (a module may import its own layer and lower ones):
     < runtime < reports < web/cli
 
 Utilities shared by every layer: ``cems`` itself (the version), ``cems.errors``,
-``cems.timeutil`` (imports errors), ``cems.quiet`` and ``cems.billing_io`` (errors only).
+``cems.timeutil`` (imports errors), ``cems.quiet``, ``cems.billing_io`` and
+``cems.jsontext`` (errors only).
 ``cems.devices`` builds device clients from the site's configuration, so it imports
 ``cems.config`` and sits with it. ``cems.cli`` may import anything (it wires the layers
 together), and ``cems.__main__`` is the CLI's entry point.
@@ -26,6 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cems"
 #: Layer of each part of ``cems`` (the first one or two name components); lowest first.
 LAYERS: dict[str, int] = {
     "cems": 0, "cems.errors": 0, "cems.timeutil": 0, "cems.quiet": 0, "cems.billing_io": 0,
+    "cems.jsontext": 0,
     "cems.config": 1, "cems.devices": 1,
     "cems.store": 2,
     "cems.accounting": 3,

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from cems.errors import InputError
+from cems.jsontext import dumps
 from cems.markets.portfolio import HOURS, Portfolio
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def write_bid_files(bid: Bid, portfolio: Portfolio, directory: str | Path, *,
     if stamp.tzinfo is None:
         raise InputError(f"submitted_at {stamp.isoformat()} needs a UTC offset")
     document = {**bid.to_json(portfolio), "submitted_at": stamp.tz_convert(bid.tz).isoformat()}
-    texts = ((json_path, json.dumps(document, ensure_ascii=False, indent=2) + "\n"),
+    texts = ((json_path, dumps(document) + "\n"),
              (csv_path, bid.to_csv(portfolio)))
     for path, text in texts:
         partial = path.with_name(path.name + ".part")

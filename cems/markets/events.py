@@ -32,6 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from cems.errors import InputError
+from cems.jsontext import dumps
 from cems.markets.calendar import DrCalendar
 
 Program = Literal["kukmin_dr", "plus_dr", "standard_dr"]
@@ -246,8 +247,7 @@ class EventStore:
                    "events": [e.to_json() for e in sorted(events, key=lambda e: e.start)]}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".dr_events.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
+            handle.write(dumps(payload) + "\n")
         Path(tmp).replace(self.path)
 
 

@@ -13,7 +13,6 @@ stream; it is a same-origin file, so the Content-Security-Policy needs no inline
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from cems.config.model import SiteConfig
+from cems.jsontext import dumps
 from cems.store import TelemetryStore
 from cems.web.deps import authenticate, require, state
 
@@ -105,7 +105,7 @@ class _EventStream(StreamingResponse):
 
 
 def _event(name: str, payload: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+    return f"event: {name}\ndata: {dumps(payload, indent=None)}\n\n"
 
 
 async def _events(request: Request, feed: LiveFeed) -> AsyncIterator[str]:
