@@ -25,6 +25,72 @@ DEFAULT_SENTINEL: dict[str, int] = {
     "int64": -0x8000000000000000, "uint64": 0xFFFFFFFFFFFFFFFF,
 }
 
+# ---------------------------------------------------------------- shared value limits
+# The one place for the limits every driver applies to decoded values: profile registers
+# (scale factors) and SunSpec points (scale factors and plausible ranges per quantity).
+
+#: Usable power-of-ten scale factors (SunSpec allows -10..10): value = raw x 10^sf.
+SCALE_FACTOR_RANGE: tuple[int, int] = (-10, 10)
+#: Largest plausible power of one device or site meter (kW): 100 MW.
+MAX_POWER_KW = 100_000.0
+#: Largest plausible energy counter (kWh), as the shipped meter profile's valid range.
+MAX_ENERGY_KWH = 1.0e12
+#: A power reading may exceed the device's own rating (SunSpec WRtg, WMax, WChaMax, ...)
+#: by at most this factor; beyond it the value is not believed.
+RATED_POWER_MARGIN = 2.0
+#: Plausible engineering range per canonical quantity, for values that have no register
+#: ``valid_range`` of their own (SunSpec devices describe themselves, nothing else bounds
+#: them). A profile register's ``valid_range`` takes precedence for that register.
+PLAUSIBLE_RANGE: dict[str, tuple[float, float]] = {
+    "soc_pct": (0.0, 100.0), "battery_soc_pct": (0.0, 100.0), "ev_soc_pct": (0.0, 100.0),
+    "power_limit_pct": (0.0, 100.0),
+    "frequency_hz": (40.0, 70.0),
+    "active_power_kw": (-MAX_POWER_KW, MAX_POWER_KW),
+    "battery_power_kw": (-MAX_POWER_KW, MAX_POWER_KW),
+    "dc_power_kw": (-MAX_POWER_KW, MAX_POWER_KW),
+    "rated_power_kw": (0.0, MAX_POWER_KW), "max_power_kw": (0.0, MAX_POWER_KW),
+    "max_charge_kw": (0.0, MAX_POWER_KW),
+    "available_charge_kw": (0.0, MAX_POWER_KW), "available_discharge_kw": (0.0, MAX_POWER_KW),
+    "energy_total_kwh": (0.0, MAX_ENERGY_KWH), "import_energy_kwh": (0.0, MAX_ENERGY_KWH),
+    "export_energy_kwh": (0.0, MAX_ENERGY_KWH),
+    "available_energy_kwh": (0.0, MAX_ENERGY_KWH), "energy_capacity_kwh": (0.0, MAX_ENERGY_KWH),
+}
+#: Quantities bounded by the device's rating (``RATED_POWER_MARGIN`` x rated power).
+RATED_POWER_QUANTITIES = frozenset({"active_power_kw", "battery_power_kw"})
+
+
+def scale_factor_problem(sf: int | None) -> str:
+    """Why a scale factor cannot be used ("" if it can): not implemented or out of range."""
+    lo, hi = SCALE_FACTOR_RANGE
+    if sf is None or sf == DEFAULT_SENTINEL["int16"]:
+        return "scale factor not implemented (0x8000)"
+    if not lo <= sf <= hi:
+        return f"scale factor {sf} outside {lo}..{hi}"
+    return ""
+
+
+def plausibility_problem(
+    quantity: str, value: float, unit: str = "", *, rated_kw: float | None = None
+) -> str:
+    """Why ``value`` of canonical ``quantity`` is not believable ("" if it is).
+
+    Non-finite values never are; quantities in :data:`PLAUSIBLE_RANGE` must lie in their
+    range; powers in :data:`RATED_POWER_QUANTITIES` also within ``RATED_POWER_MARGIN`` x
+    ``rated_kw`` when the rating is known.
+    """
+    if not math.isfinite(value):
+        return f"value {value} is not finite"
+    rng = PLAUSIBLE_RANGE.get(quantity)
+    if rng is not None and not rng[0] <= value <= rng[1]:
+        u = f" {unit}" if unit else ""
+        return f"{value:g}{u} outside plausible range {rng[0]:g}..{rng[1]:g}{u}"
+    if rated_kw is not None and rated_kw > 0 and quantity in RATED_POWER_QUANTITIES:
+        bound = RATED_POWER_MARGIN * rated_kw
+        if abs(value) > bound:
+            return (f"{value:g} kW beyond {RATED_POWER_MARGIN:g} x the rated {rated_kw:g} kW "
+                    f"(|P| <= {bound:g} kW)")
+    return ""
+
 
 @dataclass(frozen=True, slots=True)
 class ReadBlock:
@@ -108,9 +174,11 @@ def to_engineering(
         sentinel = None
     if sentinel is not None and not isinstance(raw, float) and raw == sentinel:
         return None, f"{reg.name}: 'not implemented' value {raw:#x}"
-    if reg.scale_factor_register is not None and (sf is None or not -10 <= sf <= 10):
-        return None, f"{reg.name}: scale factor {sf} is not usable"
+    if reg.scale_factor_register is not None and (problem := scale_factor_problem(sf)):
+        return None, f"{reg.name}: {problem}"
     value = raw * scale_of(reg, sf)
+    if not math.isfinite(value):
+        return None, f"{reg.name}: raw {raw} scales to {value}"
     if reg.valid_range is not None and not reg.valid_range[0] <= value <= reg.valid_range[1]:
         lo, hi = reg.valid_range
         return None, f"{reg.name}: {value:g} {reg.unit} outside valid range [{lo:g}, {hi:g}]"

@@ -1,4 +1,10 @@
-"""``cems devices read SITE.yaml``: read every device of a site once and show the values."""
+"""``cems devices read SITE.yaml``: read every device of a site once and show the values.
+
+A device that misbehaves never stops the command: its values that fail the drivers'
+checks are shown ``invalid`` with the point and the reason (and listed on standard error),
+the other devices with their readings. Exit status: 0 if every device answered (even with
+invalid values), 1 if any is unreachable, 2 for a bad site file.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +32,9 @@ def register(subparsers: Any) -> None:
     read = sub.add_parser(
         "read", help="read every device once",
         description="Read every Modbus device of the site once and print each value with "
-        "its unit and quality. Exit 1 if any device is unreachable (saying which and why), "
-        "2 on a bad site file.",
+        "its unit and quality; values a device reports but that fail the checks are shown "
+        "'invalid' with the reason. Exit 0 if every device answered, 1 if any device is "
+        "unreachable (saying which and why), 2 on a bad site file.",
     )
     read.add_argument("site", help="path to the site YAML file")
     read.add_argument("--json", action="store_true", help="print the readings as JSON")
@@ -75,11 +82,24 @@ def run_read(args: argparse.Namespace) -> int:
             print(f"AMI source {source}: {len(ids)} meters, interval data from files "
                   "(not polled; see `cems ami import`)")
     lost = [r for r in results if r.quality is Quality.COMM_LOST]
+    invalid = [r for r in results if r.quality is Quality.INVALID]
     good = sum(r.quality is Quality.GOOD for r in results)
-    print(f"{good} of {len(results)} devices good, {len(lost)} unreachable", file=sys.stderr)
+    print(f"{good} of {len(results)} devices good, {len(lost)} unreachable, "
+          f"{len(invalid)} with invalid values", file=sys.stderr)
     for r in lost:
         print(f"unreachable: {r.id} at {r.address}: {r.error}", file=sys.stderr)
+    for r in invalid:
+        for name, rd in r.readings.items():
+            if rd.quality is Quality.INVALID:
+                print(f"invalid: {r.id} at {r.address}: {name}: {_reason(r.id, rd.reason)}",
+                      file=sys.stderr)
     return 1 if lost else 0
+
+
+def _reason(device_id: str, reason: str) -> str:
+    """The reason without a leading ``device_id: `` (the line names the device already)."""
+    prefix = f"{device_id}: "
+    return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
 def quiet_pymodbus(args: argparse.Namespace) -> None:

@@ -3,7 +3,10 @@
 Definitions are the standard JSON files shipped with pysunspec2 (Apache-2.0), read from its
 package data; nothing about a model's layout is hard-coded here. A model's words include
 its two header registers (ID, L). Values are scaled by their scale factor
-(value = raw x 10^sf) and "not implemented" sentinels decode to None.
+(value = raw x 10^sf) and "not implemented" sentinels decode to None. Decoding never
+raises for a bad value: a point whose raw value cannot be used (its scale factor outside
+-10..10 or not implemented, an infinite float) decodes to None and its reason is kept in
+:attr:`DecodedModel.problems`. The limits are the shared ones of :mod:`device_drivers.codec`.
 """
 
 from __future__ import annotations
@@ -11,21 +14,24 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from device_drivers import SunSpecError
+from device_drivers.codec import DEFAULT_SENTINEL, scale_factor_problem
 
-#: Raw values meaning "not implemented" per SunSpec type (the SunSpec information model).
+#: Raw values meaning "not implemented" per SunSpec type (the SunSpec information model):
+#: the generic codec's sentinels for the plain integer types, 0 for accumulators.
 UNIMPLEMENTED: dict[str, int | None] = {
-    "int16": -0x8000, "sunssf": -0x8000, "uint16": 0xFFFF, "enum16": 0xFFFF,
-    "bitfield16": 0xFFFF, "count": 0xFFFF, "acc16": 0,
-    "int32": -0x80000000, "uint32": 0xFFFFFFFF, "enum32": 0xFFFFFFFF,
-    "bitfield32": 0xFFFFFFFF, "acc32": 0, "ipaddr": 0,
-    "int64": -0x8000000000000000, "uint64": 0xFFFFFFFFFFFFFFFF,
-    "bitfield64": 0xFFFFFFFFFFFFFFFF, "acc64": 0,
+    **DEFAULT_SENTINEL,
+    "sunssf": DEFAULT_SENTINEL["int16"],
+    "enum16": DEFAULT_SENTINEL["uint16"], "bitfield16": DEFAULT_SENTINEL["uint16"],
+    "count": DEFAULT_SENTINEL["uint16"], "acc16": 0,
+    "enum32": DEFAULT_SENTINEL["uint32"], "bitfield32": DEFAULT_SENTINEL["uint32"],
+    "acc32": 0, "ipaddr": 0,
+    "bitfield64": DEFAULT_SENTINEL["uint64"], "acc64": 0,
 }
 _STRUCT = {
     "int16": "h", "sunssf": "h", "uint16": "H", "enum16": "H", "bitfield16": "H",
@@ -46,6 +52,7 @@ class PointDef:
     sf: str | int | None
     access: str
     units: str
+    mandatory: bool = False  # "M" in the model definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +76,30 @@ class ModelDef:
     groups: tuple[GroupDef, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedModel:
+    """One model's decoded points, with what could not be used and why.
+
+    ``values``: engineering values (raw x 10^sf); None for a point that is not implemented
+    or cannot be used. ``raw``: the raw values (None = not implemented). ``problems``: point
+    name (``group[i].point`` inside repeating groups) -> why its raw value is unusable.
+    ``error``: set when the model as a whole could not be decoded.
+    """
+
+    model_id: int
+    values: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
 def _points(raw_points: list[dict[str, Any]], start: int) -> tuple[list[PointDef], int]:
     out, offset = [], start
     for p in raw_points:
         size = int(p["size"])
         out.append(PointDef(p["name"], offset, p["type"], size, p.get("sf"),
-                            p.get("access", "R"), p.get("units", "")))
+                            p.get("access", "R"), p.get("units", ""),
+                            p.get("mandatory") == "M"))
         offset += size
     return out, offset
 
@@ -117,32 +142,57 @@ def _raw(words: list[int], point: PointDef, base: int) -> Any:
     return value
 
 
+def _scale_factor(point: PointDef, scale_source: dict[str, Any]) -> int | None:
+    if isinstance(point.sf, int):
+        return point.sf
+    if isinstance(point.sf, str) and point.sf.lstrip("-").isdigit():
+        return int(point.sf)
+    sf = scale_source.get(point.sf) if point.sf is not None else None
+    return sf if isinstance(sf, int) else None
+
+
 def _decode_points(
     words: list[int], points: list[PointDef] | tuple[PointDef, ...], base: int,
     scale_source: dict[str, Any],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Values, raw values and problems of ``points`` (scale factors from this block or
+    ``scale_source``, the fixed part's raw values)."""
     raw = {p.name: _raw(words, p, base) for p in points if p.type != "pad"}
     scale_source = {**scale_source, **raw}
-    out: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
     for p in points:
-        if p.type in ("pad", "sunssf"):
-            if p.type == "sunssf":
-                out[p.name] = raw[p.name]
+        if p.type == "pad":
             continue
         value = raw[p.name]
-        if p.sf is not None and value is not None:
-            sf = p.sf if isinstance(p.sf, int) else scale_source.get(p.sf)
-            value = None if sf is None else value * 10.0 ** int(sf)
-        out[p.name] = value
-    return out
+        if p.type == "sunssf":
+            if value is not None and (problem := scale_factor_problem(value)):
+                problems[p.name] = f"{problem} (raw value {value})"
+                value = None
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems[p.name] = f"raw value {value}"
+            value = None
+        elif p.sf is not None and value is not None:
+            sf = _scale_factor(p, scale_source)
+            problem = scale_factor_problem(sf)
+            if problem:
+                problems[p.name] = f"{problem} ({p.sf}; raw value {value})"
+                value = None
+            else:
+                assert sf is not None
+                value = value * 10.0 ** sf
+        values[p.name] = value
+    return values, raw, problems
 
 
-def decode_model(model_id: int, words: list[int]) -> dict[str, Any]:
-    """Decode a whole model (ID, L and data words) into point values.
+def decode_model_checked(model_id: int, words: list[int]) -> DecodedModel:
+    """Decode a whole model (ID, L and data words); never raises for a bad value.
 
-    Scaled points become floats (raw x 10^sf); not-implemented values, or a point whose scale
-    factor is not implemented, become None. Repeating groups become lists of dicts under the
-    group's name.
+    Scaled points become floats (raw x 10^sf). Not-implemented values are None without a
+    problem; a point whose scale factor is not implemented or outside -10..10, or an
+    infinite float, is None with its reason in ``problems``. Repeating groups become lists
+    of dicts under the group's name. Raises :class:`SunSpecError` only when ``words`` are
+    not this model (wrong ID, fewer words than its header says).
     """
     mdef = model_def(model_id)
     if len(words) < 2 or words[0] != model_id:
@@ -150,23 +200,38 @@ def decode_model(model_id: int, words: list[int]) -> dict[str, Any]:
     length = words[1] + 2
     if len(words) < length:
         raise SunSpecError(f"model {model_id}: {len(words)} words read, header says {length}")
-    fixed = _decode_points(words, list(mdef.points.values()), 0, {})
+    fixed, raw, problems = _decode_points(words, list(mdef.points.values()), 0, {})
     offset = mdef.fixed_length
     for group in mdef.groups:
         if isinstance(group.count, str):
-            count = int(fixed.get(group.count) or 0)
+            count = fixed.get(group.count)
+            count = int(count) if isinstance(count, int | float) and count > 0 else 0
         elif group.count == 0:
             count = max(0, (length - offset) // group.length) if group.length else 0
         else:
             count = int(group.count)
-        items = []
-        for _ in range(count):
+        items, raw_items = [], []
+        for i in range(count):
             if offset + group.length > length:
                 break
-            items.append(_decode_points(words, group.points, offset, fixed))
+            item, item_raw, item_problems = _decode_points(words, group.points, offset, raw)
+            items.append(item)
+            raw_items.append(item_raw)
+            problems.update({f"{group.name}[{i}].{k}": v for k, v in item_problems.items()})
             offset += group.length
         fixed[group.name] = items
-    return fixed
+        raw[group.name] = raw_items
+    return DecodedModel(model_id, fixed, raw, problems)
+
+
+def decode_model(model_id: int, words: list[int]) -> dict[str, Any]:
+    """Decode a whole model into point values (see :func:`decode_model_checked`).
+
+    Scaled points become floats (raw x 10^sf); not-implemented values, or a point whose scale
+    factor is not implemented or unusable, become None. Repeating groups become lists of
+    dicts under the group's name.
+    """
+    return decode_model_checked(model_id, words).values
 
 
 def encode_model(model_id: int, raw: dict[str, Any], *, length: int | None = None) -> list[int]:
