@@ -8,6 +8,7 @@ the simulator's site description. AMI meters are not polled (their data arrives 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from device_drivers.types import Quality, Reading
 
 Driver = ModbusDevice | SunSpecDevice
 ModbusConnection = ModbusTcpConnection | ModbusRtuConnection
+
+log = logging.getLogger(__name__)
 
 #: Asset section -> simulator device kind.
 _SIM_KIND = {"pv": "pv_inverter", "ess": "ess", "fuel_cells": "fuel_cell",
@@ -117,12 +120,47 @@ def ami_meters(config: SiteConfig) -> dict[str, list[str]]:
     return out
 
 
+def failed_readings(driver: Driver, reason: str) -> dict[str, Reading]:
+    """``comm_lost`` readings saying ``reason``: every register of a profile device, the
+    active power of a SunSpec one (as their own polls report an unreachable device)."""
+    try:
+        now = driver.clock()
+    except Exception:  # a broken clock must not break the report
+        now = utc_now()
+    if isinstance(driver, ModbusDevice):
+        return {r.name: Reading(None, r.unit, now, Quality.COMM_LOST, reason)
+                for r in driver.profile.registers}
+    return {"active_power_kw": Reading(None, "kW", now, Quality.COMM_LOST, reason)}
+
+
+async def poll_device(dev: SiteDevice) -> tuple[DeviceResult, bool]:
+    """Poll one device; never raises (except cancellation).
+
+    Device trouble is reported by the driver itself (``comm_lost`` readings, ``last_error``);
+    any other exception of its poll or decoding (a bug, a value the decoder chokes on)
+    becomes this device's error, naming the exception type and message, so it cannot stop
+    the other devices' polls. Returns the result and whether such an exception occurred.
+    """
+    try:
+        readings = await dev.driver.poll()
+    except Exception as exc:  # isolate one device's failure from the rest
+        reason = f"poll failed: {type(exc).__name__}: {exc}"
+        return DeviceResult(dev.id, dev.address, failed_readings(dev.driver, reason),
+                            reason), True
+    return DeviceResult(dev.id, dev.address, readings, dev.driver.last_error), False
+
+
 async def read_all(devices: list[SiteDevice]) -> list[DeviceResult]:
-    """Poll every device once, concurrently across endpoints; close the endpoints after."""
+    """Poll every device once, concurrently across endpoints; close the endpoints after.
+
+    One device's failure (even an unexpected exception) is its own error, logged once at
+    warning; the others are read all the same."""
 
     async def one(dev: SiteDevice) -> DeviceResult:
-        readings = await dev.driver.poll()
-        return DeviceResult(dev.id, dev.address, readings, dev.driver.last_error)
+        result, crashed = await poll_device(dev)
+        if crashed:
+            log.warning("%s (%s): %s", dev.id, dev.address, result.error)
+        return result
 
     try:
         return list(await asyncio.gather(*(one(d) for d in devices)))

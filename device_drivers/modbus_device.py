@@ -10,7 +10,7 @@ older than a maximum age is reported ``stale``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from device_drivers import CommunicationError, DeviceError, WriteVerifyError
@@ -23,7 +23,7 @@ from device_drivers.codec import (
     to_raw,
 )
 from device_drivers.codec import encode as encode_words
-from device_drivers.profiles import Profile
+from device_drivers.profiles import Profile, Register
 from device_drivers.transport import ModbusEndpoint
 from device_drivers.types import Quality, Reading
 
@@ -181,22 +181,58 @@ class ModbusDevice:
         sent), :class:`~device_drivers.CommunicationError` or
         :class:`~device_drivers.WriteVerifyError` (read-back differs by more than one step).
         """
-        reg = self.profile.register(name)
-        sf = await self._read_sf(name)
-        raw = to_raw(reg, value, sf)
-        words = encode_words(raw, reg.type, self.profile.word_order_of(reg))
-        await self.endpoint.write(device_id=self.device_id, address=reg.address, values=words)
+        return (await self.write_many({name: value}, verify=verify))[name]
+
+    async def write_many(self, values: Mapping[str, float], *,
+                         verify: bool = True) -> dict[str, float]:
+        """Write several engineering values; return the values read back, by name.
+
+        Registers at contiguous addresses go in one request (FC 16), so the device takes
+        them together (a setpoint and its timeout, say); separate runs are written in the
+        order their first register appears in ``values``. Every value is checked (access,
+        range) before anything is sent. Errors as :meth:`write`.
+        """
+        encoded: list[tuple[Register, int | None, list[int]]] = []
+        for name, value in values.items():
+            reg = self.profile.register(name)
+            sf = await self._read_sf(name)
+            raw = to_raw(reg, value, sf)
+            encoded.append((reg, sf, encode_words(raw, reg.type, self.profile.word_order_of(reg))))
+        order = {reg.name: i for i, (reg, _, _) in enumerate(encoded)}
+        runs: list[list[tuple[Register, int | None, list[int]]]] = []
+        for item in sorted(encoded, key=lambda e: e[0].address):
+            if runs and runs[-1][-1][0].address + runs[-1][-1][0].words == item[0].address:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        runs.sort(key=lambda run: min(order[reg.name] for reg, _, _ in run))
+        for run in runs:
+            words = [w for _, _, ws in run for w in ws]
+            await self.endpoint.write(device_id=self.device_id, address=run[0][0].address,
+                                      values=words)
         if not verify:
-            return value
-        back = await self._read_one(name)
+            return {name: float(value) for name, value in values.items()}
+        back: dict[str, float] = {}
+        for run in runs:
+            (block,) = plan_reads([reg for reg, _, _ in run])
+            got = await self.endpoint.read(device_id=self.device_id, function=block.function,
+                                           address=block.address, count=block.count)
+            raw_back = extract(block, got, self.profile)
+            for reg, sf, _ in run:
+                back[reg.name] = self._verify(reg, sf, values[reg.name], raw_back[reg.name])
+        return back
+
+    def _verify(self, reg: Register, sf: int | None, value: float, raw: float | int) -> float:
+        """The engineering value read back; WriteVerifyError if it is not what was written."""
         step = abs(scale_of(reg, sf))
-        back_value = float(back) * scale_of(reg, sf)
+        back_value = float(raw) * scale_of(reg, sf)
         tolerance = step / 2 + 1e-9 if not reg.type.startswith("float") else 1e-6 * max(
             1.0, abs(value)
         )
         if math.isnan(back_value) or abs(back_value - value) > tolerance:
             raise WriteVerifyError(
-                f"{self.name}: wrote {value:g} {reg.unit} to {name}, read back {back_value:g}"
+                f"{self.name}: wrote {value:g} {reg.unit} to {reg.name}, read back "
+                f"{back_value:g}"
             )
         return float(back_value)
 

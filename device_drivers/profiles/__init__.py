@@ -41,6 +41,24 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "meter": ("active_power_kw", "import_energy_kwh", "export_energy_kwh"),
 }
 
+#: The device's own communication timeout (watchdog), by canonical name: seconds without a
+#: setpoint write after which the device falls back to its failsafe value (0 = off). A
+#: profile of a controllable kind should have it; without it the setpoint holds on the
+#: device until the next write (``cems`` then re-sends and alarms, docs/drivers.md).
+FAILSAFE_TIMEOUT = "setpoint_timeout_s"
+
+#: Per kind: the register the device writes into when its timeout trips (its setpoint),
+#: and the register holding the value it falls back to, if the device has one (else the
+#: fallback is fixed by the device: ESS 0 kW).
+SETPOINT: dict[str, str] = {
+    "ess": "power_setpoint_kw", "fuel_cell": "power_setpoint_kw",
+    "ev_charger": "power_setpoint_kw", "pv_inverter": "power_limit_pct",
+}
+FAILSAFE_VALUE: dict[str, str] = {
+    "fuel_cell": "failsafe_power_kw", "ev_charger": "failsafe_power_kw",
+    "pv_inverter": "failsafe_limit_pct",
+}
+
 #: Modbus function codes the pipeline may use per register table.
 MAX_REGISTERS_PER_READ = 125
 
@@ -154,7 +172,30 @@ class Profile(_Strict):
             raise ValueError(
                 f"a {self.kind} profile must define {', '.join(missing)} (capability registers)"
             )
+        self._check_failsafe(by_name)
         return self
+
+    def _check_failsafe(self, by_name: dict[str, Register]) -> None:
+        """Failsafe registers are writable, and a fallback value needs its timeout."""
+        value_name = FAILSAFE_VALUE.get(self.kind)
+        for name in (FAILSAFE_TIMEOUT, value_name):
+            reg = by_name.get(name) if name else None
+            if reg is not None and reg.access != "rw":
+                raise ValueError(f"failsafe register {name} must be writable (access: rw)")
+        if value_name in by_name and FAILSAFE_TIMEOUT not in by_name:
+            raise ValueError(f"{value_name} needs a {FAILSAFE_TIMEOUT} register (the timeout "
+                             "after which the device falls back to it)")
+
+    @property
+    def failsafe_timeout(self) -> Register | None:
+        """The device's communication-timeout register, or None if it has none."""
+        return next((r for r in self.registers if r.name == FAILSAFE_TIMEOUT), None)
+
+    @property
+    def failsafe_value(self) -> Register | None:
+        """The register holding the value the device falls back to, or None."""
+        name = FAILSAFE_VALUE.get(self.kind)
+        return next((r for r in self.registers if r.name == name), None)
 
     def register(self, name: str) -> Register:
         """Return the register called ``name``; raise :class:`ProfileError` if absent."""

@@ -81,9 +81,43 @@ class Clouds:
         return self.factor
 
 
+@dataclass(kw_only=True)
+class Watchdog:
+    """A device's communication timeout, as real controllable devices have one.
+
+    ``setpoint_timeout_s`` (0 = off) is how long the device holds a setpoint without a new
+    setpoint write (:meth:`kick`); then it trips: the model's :meth:`revert` puts its
+    failsafe value in force, and ``failsafe_active`` stays set until the next setpoint.
+    Ages count simulated time, through each model's ``step``.
+    """
+
+    setpoint_timeout_s: float = 0.0
+    setpoint_age_s: float = 0.0
+    failsafe_active: bool = False
+
+    def kick(self) -> None:
+        """A setpoint was written: the timer starts again and the failsafe is left."""
+        self.setpoint_age_s = 0.0
+        self.failsafe_active = False
+
+    def _watch(self, dt_h: float) -> None:
+        """Age the setpoint by ``dt_h`` hours; trip (revert) once past the timeout."""
+        self.setpoint_age_s += dt_h * 3600
+        if (self.setpoint_timeout_s > 0 and not self.failsafe_active
+                and self.setpoint_age_s > self.setpoint_timeout_s):
+            self.failsafe_active = True
+            self.revert()
+
+    def revert(self) -> None:
+        """Put the failsafe value in force (each model says what that is)."""
+        raise NotImplementedError
+
+
 @dataclass
-class PvModel:
-    """A PV array and inverter: clear-sky plane-of-array power x clouds, clipped, curtailable."""
+class PvModel(Watchdog):
+    """A PV array and inverter: clear-sky plane-of-array power x clouds, clipped, curtailable.
+
+    The power limit reverts to ``failsafe_limit_pct`` (100 %: uncapped) on a timeout."""
 
     kwp: float
     inverter_ac_kw: float
@@ -91,11 +125,21 @@ class PvModel:
     tilt_deg: float = 0.0
     azimuth_deg: float = 180.0
     power_limit_pct: float = 100.0
+    failsafe_limit_pct: float = 100.0
     power_kw: float = 0.0
     energy_kwh: float = 0.0
 
+    def set_limit(self, limit_pct: float) -> None:
+        """A power-limit write (the inverter's setpoint)."""
+        self.power_limit_pct = limit_pct
+        self.kick()
+
+    def revert(self) -> None:
+        self.power_limit_pct = self.failsafe_limit_pct
+
     def step(self, dt_h: float, elevation_deg: float, cloud_factor: float,
              sun_azimuth_deg: float = 180.0) -> None:
+        self._watch(dt_h)
         ghi = clear_sky_ghi_w_m2(elevation_deg) * cloud_factor
         poa = plane_of_array_w_m2(ghi, elevation_deg, sun_azimuth_deg, self.tilt_deg,
                                   self.azimuth_deg)
@@ -106,8 +150,10 @@ class PvModel:
 
 
 @dataclass
-class EssModel:
-    """A battery: integrates the setpoint into SOC within power, SOC and efficiency limits."""
+class EssModel(Watchdog):
+    """A battery: integrates the setpoint into SOC within power, SOC and efficiency limits.
+
+    On a timeout the setpoint reverts to 0 kW (idle)."""
 
     capacity_kwh: float
     max_charge_kw: float
@@ -118,8 +164,6 @@ class EssModel:
     soc_max: float = 0.9
     soc: float = 0.5
     setpoint_kw: float = 0.0
-    setpoint_timeout_s: float = 0.0
-    setpoint_age_s: float = 0.0
     power_kw: float = 0.0
 
     def available_charge_kw(self) -> float:
@@ -130,10 +174,11 @@ class EssModel:
         avail_kwh = max(0.0, (self.soc - self.soc_min) * self.capacity_kwh)
         return min(self.max_discharge_kw, avail_kwh * self.discharge_efficiency * 4)
 
+    def revert(self) -> None:
+        self.setpoint_kw = 0.0  # the device's own watchdog: revert to idle
+
     def step(self, dt_h: float) -> None:
-        self.setpoint_age_s += dt_h * 3600
-        if self.setpoint_timeout_s > 0 and self.setpoint_age_s > self.setpoint_timeout_s:
-            self.setpoint_kw = 0.0  # the device's own watchdog: revert to idle
+        self._watch(dt_h)
         p = max(-self.max_charge_kw, min(self.max_discharge_kw, self.setpoint_kw))
         if p > 0:  # discharge: energy leaving the cells = p / eta
             usable = max(0.0, (self.soc - self.soc_min) * self.capacity_kwh)
@@ -147,19 +192,30 @@ class EssModel:
 
     def set_setpoint(self, power_kw: float) -> None:
         self.setpoint_kw = power_kw
-        self.setpoint_age_s = 0.0
+        self.kick()
 
 
 @dataclass
-class FuelCellModel:
-    """A fuel cell ramping towards its setpoint (0 = off, else within [min_kw, max_kw])."""
+class FuelCellModel(Watchdog):
+    """A fuel cell ramping towards its setpoint (0 = off, else within [min_kw, max_kw]).
+
+    On a timeout the setpoint falls back to ``failsafe_kw`` (reached at the ramp rate)."""
 
     min_kw: float
     max_kw: float
     ramp_kw_per_min: float | None = None
     heat_recovery_ratio: float = 0.0
     setpoint_kw: float = 0.0
+    failsafe_kw: float = 0.0
     power_kw: float = 0.0
+
+    def set_setpoint(self, power_kw: float) -> None:
+        """A setpoint write."""
+        self.setpoint_kw = power_kw
+        self.kick()
+
+    def revert(self) -> None:
+        self.setpoint_kw = self.failsafe_kw
 
     def target_kw(self) -> float:
         if self.setpoint_kw <= 0:
@@ -167,6 +223,7 @@ class FuelCellModel:
         return min(self.max_kw, max(self.min_kw, self.setpoint_kw))
 
     def step(self, dt_h: float) -> None:
+        self._watch(dt_h)
         target = self.target_kw()
         if self.ramp_kw_per_min is None:
             self.power_kw = target
@@ -192,12 +249,14 @@ EV_IDLE, EV_CONNECTED, EV_CHARGING, EV_DISCHARGING = 0, 1, 2, 3
 
 
 @dataclass
-class EvChargerModel:
+class EvChargerModel(Watchdog):
     """A charger with random sessions: arrival, SOC integration, departure.
 
     Each session has the driver's needs, as ISO 15118 would report them: a target SOC (the
     car's charge limit: it accepts no charging above it) and a departure time. Without a
-    setpoint the charger runs uncontrolled: full power from arrival until the target.
+    setpoint the charger runs uncontrolled: full power from arrival until the target. On a
+    timeout it falls back to ``failsafe_kw`` (charging only) and keeps it for every session
+    until the next setpoint write.
     """
 
     max_kw: float
@@ -211,6 +270,7 @@ class EvChargerModel:
     ev_soc_pct: float = 0.0
     hours_left: float = 0.0
     setpoint_kw: float | None = None
+    failsafe_kw: float = 0.0
     power_kw: float = 0.0
     session_energy_kwh: float = 0.0
     target_soc_pct: float = 80.0
@@ -221,10 +281,23 @@ class EvChargerModel:
 
     def arrive(self, soc_pct: float, stay_h: float, target_soc_pct: float = 80.0) -> None:
         self.connected, self.ev_soc_pct, self.hours_left = True, soc_pct, stay_h
-        self.session_energy_kwh, self.setpoint_kw = 0.0, None
+        self.session_energy_kwh, self.setpoint_kw = 0.0, self._idle_setpoint()
         self.target_soc_pct, self.arrival_soc_pct = target_soc_pct, soc_pct
 
+    def _idle_setpoint(self) -> float | None:
+        """The setpoint a new session starts with: none (uncontrolled), or the failsafe."""
+        return max(self.failsafe_kw, 0.0) if self.failsafe_active else None
+
+    def set_setpoint(self, power_kw: float) -> None:
+        """A setpoint write."""
+        self.setpoint_kw = power_kw
+        self.kick()
+
+    def revert(self) -> None:
+        self.setpoint_kw = max(self.failsafe_kw, 0.0)  # a failsafe never discharges the car
+
     def step(self, dt_h: float) -> None:
+        self._watch(dt_h)
         if not self.connected:
             self.power_kw = 0.0
             if self.rng.random() < 1 - math.exp(-self.arrivals_per_h * dt_h):
@@ -234,7 +307,8 @@ class EvChargerModel:
         self.hours_left -= dt_h
         if self.hours_left <= 0:
             self.departed.append((self.arrival_soc_pct, self.ev_soc_pct, self.target_soc_pct))
-            self.connected, self.power_kw, self.setpoint_kw = False, 0.0, None
+            self.connected, self.power_kw = False, 0.0
+            self.setpoint_kw = self._idle_setpoint()
             return
         wanted = self.max_kw if self.setpoint_kw is None else self.setpoint_kw
         p = max(-self.max_discharge_kw, min(self.max_kw, wanted))

@@ -23,6 +23,7 @@ from device_drivers.sim.physics import (
     LoadModel,
     MeterModel,
     PvModel,
+    Watchdog,
     solar_position_deg,
 )
 
@@ -78,6 +79,13 @@ class SimClock:
         return self.start + timedelta(seconds=(time.monotonic() - self._wall0) * self.speed)
 
 
+def _watchdog(m: Watchdog) -> dict[str, float]:
+    """The communication-timeout values of a controllable model (``failsafe_active`` is
+    state, not a register: 1 while the device runs on its failsafe value)."""
+    return {"setpoint_timeout_s": m.setpoint_timeout_s,
+            "failsafe_active": 1.0 if m.failsafe_active else 0.0}
+
+
 def _float(params: dict[str, Any], key: str, default: float | None = None) -> float:
     value = params.get(key, default)
     if value is None:
@@ -125,10 +133,12 @@ class Twin:
             )
         if spec.kind == "fuel_cell":
             ramp = p.get("ramp_kw_per_min")
+            min_kw = _float(p, "min_kw", 0.0)
             model = FuelCellModel(
-                min_kw=_float(p, "min_kw", 0.0), max_kw=_float(p, "max_kw"),
+                min_kw=min_kw, max_kw=_float(p, "max_kw"),
                 ramp_kw_per_min=None if ramp is None else float(ramp),
                 heat_recovery_ratio=_float(p, "heat_recovery_ratio", 0.0),
+                failsafe_kw=_float(p, "safe_kw", min_kw),  # as commissioned for the site
             )
             model.setpoint_kw = model.power_kw = _float(p, "initial_kw", model.min_kw)
             return model
@@ -138,6 +148,7 @@ class Twin:
                 max_discharge_kw=_float(p, "max_discharge_kw", 0.0)
                 if p.get("bidirectional") else 0.0,
                 efficiency=_float(p, "efficiency", 0.92),
+                failsafe_kw=_float(p, "min_kw", 0.0),
             )
             if rng.random() < 0.5:
                 model.arrive(rng.uniform(20, 60), rng.uniform(1, 8), rng.uniform(70, 90))
@@ -203,18 +214,19 @@ class Twin:
         m = self.models[name]
         if isinstance(m, PvModel):
             return {"active_power_kw": m.power_kw, "energy_total_kwh": m.energy_kwh,
-                    "status": 2.0 if m.power_kw > 0 else 1.0, "power_limit_pct": m.power_limit_pct}
+                    "status": 2.0 if m.power_kw > 0 else 1.0, "power_limit_pct": m.power_limit_pct,
+                    "failsafe_limit_pct": m.failsafe_limit_pct, **_watchdog(m)}
         if isinstance(m, EssModel):
             return {"soc_pct": m.soc * 100, "active_power_kw": m.power_kw,
                     "available_charge_kw": m.available_charge_kw(),
                     "available_discharge_kw": m.available_discharge_kw(),
                     "energy_capacity_kwh": m.capacity_kwh, "max_charge_kw": m.max_charge_kw,
                     "status": 2.0 if abs(m.power_kw) > 0 else 1.0,
-                    "power_setpoint_kw": m.setpoint_kw,
-                    "setpoint_timeout_s": m.setpoint_timeout_s}
+                    "power_setpoint_kw": m.setpoint_kw, **_watchdog(m)}
         if isinstance(m, FuelCellModel):
             return {"active_power_kw": m.power_kw, "heat_output_kw": m.heat_kw,
-                    "status": float(m.status), "power_setpoint_kw": m.setpoint_kw}
+                    "status": float(m.status), "power_setpoint_kw": m.setpoint_kw,
+                    "failsafe_power_kw": m.failsafe_kw, **_watchdog(m)}
         if isinstance(m, EvChargerModel):
             setpoint = m.setpoint_kw if m.setpoint_kw is not None else 0.0
             return {"active_power_kw": m.power_kw, "session_state": float(m.session_state),
@@ -222,7 +234,8 @@ class Twin:
                     "ev_target_soc_pct": m.target_soc_pct if m.connected else 0.0,
                     "departure_in_min": max(m.hours_left, 0.0) * 60 if m.connected else 0.0,
                     "ev_capacity_kwh": m.battery_kwh if m.connected else 0.0,
-                    "session_energy_kwh": m.session_energy_kwh, "power_setpoint_kw": setpoint}
+                    "session_energy_kwh": m.session_energy_kwh, "power_setpoint_kw": setpoint,
+                    "failsafe_power_kw": m.failsafe_kw, **_watchdog(m)}
         assert isinstance(m, MeterModel)
         # balanced three phases: I = |P| / (3 x V_phase)
         current_a = abs(m.power_kw) * 1000 / (3 * m.voltage_v)
@@ -233,16 +246,23 @@ class Twin:
                 "current_l3_a": current_a, "frequency_hz": 60.0}
 
     def apply_write(self, name: str, register: str, value: float) -> None:
-        """Apply a setpoint written by a client to the physical model."""
+        """Apply a setpoint (or failsafe setting) written by a client to the physical model.
+
+        A setpoint write (``power_setpoint_kw``, PV ``power_limit_pct``) restarts the
+        device's communication timeout; ``setpoint_timeout_s`` sets it (0 = off) and
+        ``failsafe_power_kw`` / ``failsafe_limit_pct`` the value it falls back to."""
         m = self.models[name]
-        if isinstance(m, EssModel) and register == "power_setpoint_kw":
+        if isinstance(m, EssModel | FuelCellModel | EvChargerModel) and (
+                register == "power_setpoint_kw"):
             m.set_setpoint(value)
-        elif isinstance(m, EssModel) and register == "setpoint_timeout_s":
-            m.setpoint_timeout_s = value
         elif isinstance(m, PvModel) and register == "power_limit_pct":
-            m.power_limit_pct = value
-        elif isinstance(m, FuelCellModel | EvChargerModel) and register == "power_setpoint_kw":
-            m.setpoint_kw = value
+            m.set_limit(value)
+        elif isinstance(m, Watchdog) and register == "setpoint_timeout_s":
+            m.setpoint_timeout_s = value
+        elif isinstance(m, FuelCellModel | EvChargerModel) and register == "failsafe_power_kw":
+            m.failsafe_kw = value
+        elif isinstance(m, PvModel) and register == "failsafe_limit_pct":
+            m.failsafe_limit_pct = value
         else:
             raise DeviceError(f"simulated {name}: register {register} is not a setpoint")
 

@@ -49,23 +49,29 @@ IMAGES: dict[str, tuple[dict[int, int], dict[str, float]]] = {
     ),
     "generic_pv_inverter": (
         # 4567 x 0.01 = 45.67 kW; 1234567 = 0x0012_D687 -> words 18, 54919; x 0.1
-        {0: 0, 1: 4567, 2: 18, 3: 54919, 4: 2, 5: 17, 10: 1000},
+        # limit 1000 x 0.1 %; revert after 30 s to 1000 x 0.1 % (uncapped)
+        {0: 0, 1: 4567, 2: 18, 3: 54919, 4: 2, 5: 17, 10: 1000, 11: 30, 12: 1000},
         {"active_power_kw": 45.67, "energy_total_kwh": 123456.7, "status": 2.0,
-         "power_limit_pct": 100.0, "heartbeat_count": 17.0},
+         "power_limit_pct": 100.0, "heartbeat_count": 17.0, "setpoint_timeout_s": 30.0,
+         "failsafe_limit_pct": 100.0},
     ),
     "generic_fuel_cell": (
-        {0: 0, 1: 1500, 2: 0, 3: 1200, 4: 2, 5: 3, 10: 0, 11: 1500},
+        # timeout 45 s, failsafe 600 x 0.1 = 60 kW (uint32)
+        {0: 0, 1: 1500, 2: 0, 3: 1200, 4: 2, 5: 3, 10: 0, 11: 1500, 12: 45, 13: 0, 14: 600},
         {"active_power_kw": 150.0, "heat_output_kw": 120.0, "status": 2.0,
-         "power_setpoint_kw": 150.0, "heartbeat_count": 3.0},
+         "power_setpoint_kw": 150.0, "heartbeat_count": 3.0, "setpoint_timeout_s": 45.0,
+         "failsafe_power_kw": 60.0},
     ),
     "generic_ev_charger": (
         # -750 x 0.01 = -7.5 kW (V2G); soc 655 x 0.1; 1234 x 0.01 kWh; the driver's needs:
         # target 800 x 0.1 = 80 %, leaving in 135 min, battery 602 x 0.1 = 60.2 kWh
+        # timeout 60 s, failsafe 140 x 0.01 = 1.4 kW
         {0: s16(-750), 1: 3, 2: 655, 3: 0, 4: 1234, 5: 9, 6: 800, 7: 135, 8: 602,
-         10: s16(-750)},
+         10: s16(-750), 11: 60, 12: 140},
         {"active_power_kw": -7.5, "session_state": 3.0, "ev_soc_pct": 65.5,
          "session_energy_kwh": 12.34, "power_setpoint_kw": -7.5, "heartbeat_count": 9.0,
-         "ev_target_soc_pct": 80.0, "departure_in_min": 135.0, "ev_capacity_kwh": 60.2},
+         "ev_target_soc_pct": 80.0, "departure_in_min": 135.0, "ev_capacity_kwh": 60.2,
+         "setpoint_timeout_s": 60.0, "failsafe_power_kw": 1.4},
     ),
     "generic_meter_3ph": (
         dict(enumerate(f32(230.5) + f32(231.0) + f32(229.5) + f32(-42.25) + f32(1000.5)
