@@ -15,16 +15,18 @@ deferrable-load power >= 0; PV commands are an AC power cap in kW.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 DeviceKind = Literal["ess", "ev_charger", "fuel_cell", "pv", "deferrable"]
-Reason = Literal["plan", "fallback", "safety", "limit"]
+Reason = Literal["plan", "fallback", "safety", "limit", "conservative: grid meter unknown"]
 
 #: Stale after this many poll intervals without a good reading.
 STALE_AFTER_POLLS = 2
+#: The reason of every command :func:`conservative_commands` sends (fits the store's 32).
+CONSERVATIVE: Final = "conservative: grid meter unknown"
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,15 @@ class Command:
         )
 
 
-def is_stale(status: DeviceStatus, now: datetime, poll_interval_s: float) -> bool:
-    """True when the link is down or no good reading came for two poll intervals."""
+def is_stale(status: DeviceStatus, now: datetime, poll_interval_s: float, *,
+             grace_until: datetime | None = None) -> bool:
+    """True when the link is down or no good reading came for two poll intervals.
+
+    ``grace_until`` is the end of the start-up grace: before it, a device never read well
+    (``last_good`` None) is not stale yet, whatever its link says (the first polls may not
+    have reached it); after it, a device never read is stale."""
+    if status.last_good is None and grace_until is not None and now < grace_until:
+        return False
     if not status.comm_ok or status.last_good is None:
         return True
     return now - status.last_good > timedelta(seconds=STALE_AFTER_POLLS * poll_interval_s)
@@ -236,6 +245,161 @@ def predicted_grid_kw(commands: Sequence[Command], limits: Mapping[str, DeviceLi
         elif device.kind == "pv":
             grid += max(present - command.power_kw, 0.0)
     return grid
+
+
+def estimated_grid_kw(last_grid_kw: float, before_kw: Mapping[str, float | None],
+                      now_kw: Mapping[str, float | None],
+                      limits: Mapping[str, DeviceLimits]) -> float:
+    """The last measured grid exchange (import > 0) moved by what the devices changed since.
+
+    ``before_kw`` are the devices' measured outputs when the exchange was last measured,
+    ``now_kw`` their outputs now (signs as their commands): sources (ESS, fuel cell, PV)
+    lower import by what they added, sinks (EV charging, deferrable loads) raise it. A
+    device unknown at either time counts as unchanged; the base load is not tracked (it is
+    what makes this an estimate). Pass only the devices behind the grid meter."""
+    grid = last_grid_kw
+    for device_id, device in limits.items():
+        before, after = before_kw.get(device_id), now_kw.get(device_id)
+        if before is None or after is None or not (math.isfinite(before)
+                                                    and math.isfinite(after)):
+            continue
+        if device.kind in ("ess", "fuel_cell", "pv"):
+            grid -= after - before
+        else:
+            grid += after - before
+    return grid
+
+
+def conservative_commands(
+    commands: Sequence[Command],
+    limits: Mapping[str, DeviceLimits],
+    statuses: Mapping[str, DeviceStatus],
+    *,
+    grid_estimate_kw: float | None,
+    export_limit_kw: float,
+    now: datetime,
+    expiry: timedelta,
+    dt_h: float,
+    outside: Collection[str] = (),
+) -> list[Command]:
+    """Commands that cannot raise the site's import, for while the grid meter is unknown.
+
+    The grid-limit hold needs the measured exchange; without it, each command (from the
+    plan or the fallback, already clamped) is replaced by one that, relative to the
+    device's present measured output (``statuses[...].power_kw``):
+
+    1. never raises consumption: ESS charging -> 0; an EV charger charges at most
+       ``min(command, present charging, min_kw)`` (below ``min_kw``: 0, so no charging
+       starts); a deferrable load at most ``min(command, present)``;
+    2. never lowers generation: ESS discharge and V2G are held at least at their present
+       output (within the SOC window and live limits), a fuel cell at least at its present
+       output (``min_kw`` while it runs), a PV cap never below the present PV output;
+    3. raises generation toward the command (ESS discharge, V2G, fuel cell, in command
+       order) only within the export headroom ``export_limit_kw + grid_estimate_kw``
+       (the estimate after steps 1-2; :func:`estimated_grid_kw`); none without an estimate;
+    4. if the estimate exceeds the export limit, PV caps go below the present PV output by
+       the excess (the only cut of generation, and only while the site exports).
+
+    So the import can only fall, except where a device's own limits force it (an empty
+    battery stops discharging, a car leaves). A device whose present output is unknown gets
+    its safe state (PV: its command). Safety commands pass unchanged; every other command
+    gets the reason :data:`CONSERVATIVE`. ``outside`` names devices not behind the grid
+    meter (PV sold whole through its own trading meter): never cut for the export limit.
+    """
+    result: list[Command] = []
+    extra_kw: dict[int, float] = {}  # generation the command asks above its hold
+    for command in commands:
+        device = limits.get(command.device_id)
+        status = statuses.get(command.device_id)
+        if command.reason == "safety" or device is None:
+            result.append(command)
+            continue
+        present = status.power_kw if status is not None else None
+        if present is not None and not math.isfinite(present):
+            present = None
+        if present is None and device.kind != "pv":
+            safe = safe_state(device, status, now, expiry, "")
+            result.append(_as_conservative(command, safe.power_kw,
+                                           "present output unknown: safe state"))
+            continue
+        hold, extra, note = _hold(command.power_kw, device, status, present, dt_h)
+        if extra > 1e-9:
+            extra_kw[len(result)] = extra
+        result.append(_as_conservative(command, hold, note))
+    if grid_estimate_kw is None:
+        return result
+    site = {k: v for k, v in limits.items() if k not in outside}
+    present_kw = {k: s.power_kw for k, s in statuses.items()}
+    headroom = export_limit_kw + predicted_grid_kw(result, site, grid_estimate_kw, present_kw)
+    for i, extra in extra_kw.items():
+        granted = min(extra, max(headroom, 0.0))
+        if granted <= 1e-9:
+            continue
+        headroom -= granted
+        command = result[i]
+        sign = -1.0 if limits[command.device_id].kind == "ev_charger" else 1.0  # V2G < 0
+        result[i] = replace(command, power_kw=command.power_kw + sign * granted,
+                            notes=(*command.notes,
+                                   f"{granted:g} kW more generation within the export "
+                                   "headroom of the last known exchange"))
+    excess = -headroom
+    for i, command in enumerate(result):
+        device = site.get(command.device_id)
+        present = present_kw.get(command.device_id)
+        if (excess <= 1e-9 or device is None or device.kind != "pv" or present is None
+                or command.reason == "safety"):
+            continue
+        cut = min(excess, max(present, 0.0))
+        if cut <= 1e-9:
+            continue
+        excess -= cut
+        result[i] = replace(command, power_kw=min(command.power_kw, present - cut),
+                            notes=(*command.notes, f"capped {cut:g} kW below its output to "
+                                   "hold the export limit (last known exchange)"))
+    return result
+
+
+def _hold(requested_kw: float, device: DeviceLimits, status: DeviceStatus | None,
+          present: float | None, dt_h: float) -> tuple[float, float, str]:
+    """Steps 1-2 of :func:`conservative_commands` for one device: the power that neither
+    raises consumption nor lowers generation, the generation the request asks beyond it
+    (kW, >= 0) and a note."""
+    low, high = (_bounds(device, status, dt_h, []) if status is not None
+                 else (-device.max_discharge_kw, device.max_charge_kw))
+    if device.kind == "pv":
+        if present is None or requested_kw >= present:
+            return requested_kw, 0.0, "PV as commanded"
+        return present, 0.0, "PV cap not below its present output"
+    assert present is not None
+    if device.kind == "ess":
+        hold = min(max(present, 0.0), max(high, 0.0))
+        target = min(max(requested_kw, 0.0), max(high, 0.0))
+        return hold, max(target - hold, 0.0), "no charging; discharge not lowered"
+    if device.kind == "fuel_cell":
+        hold = min(max(present, 0.0), device.max_charge_kw)
+        if 0.0 < hold < device.min_kw:
+            hold = device.min_kw  # running: not below its minimum output
+        target = min(requested_kw, device.max_charge_kw)
+        return hold, max(target - hold, 0.0), "output not lowered"
+    if device.kind == "ev_charger":
+        if present < 0:  # V2G running: kept (within its bound), more only from headroom
+            hold = max(present, min(low, 0.0))
+            return hold, max(hold - max(requested_kw, low), 0.0), "V2G not lowered"
+        if requested_kw < 0:  # V2G asked: charging stops, V2G only from headroom
+            return 0.0, -max(requested_kw, low), "no charging"
+        cap = min(requested_kw, present, device.min_kw if device.min_kw > 0 else present)
+        if 0.0 < cap < device.min_kw - 1e-9:
+            cap = 0.0
+        return cap, 0.0, "charging at most its present rate and minimum"
+    return min(max(requested_kw, 0.0), max(present, 0.0)), 0.0, "load not raised"
+
+
+def _as_conservative(command: Command, power_kw: float, note: str) -> Command:
+    return Command(command.device_id, power_kw, command.expires, CONSERVATIVE,
+                   requested_kw=command.requested_kw if command.requested_kw is not None
+                   else (command.power_kw if not math.isclose(power_kw, command.power_kw,
+                                                              abs_tol=1e-9) else None),
+                   notes=(*command.notes, note))
 
 
 def _shift(commands: list[Command], limits: Mapping[str, DeviceLimits],

@@ -4,8 +4,11 @@
 scheduler (:mod:`cems.runtime.schedule`) decides when. Safety ranks above the plan: every
 command passes :mod:`cems.dispatch.safety` (limits, SOC, expiry), stale or unreachable
 devices get their safe state and an alarm, and an optimiser failure leaves the last valid
-plan in force, then the rule-based fallback. With brokerage enabled the day-ahead job and
-the round-2 job plan over the whole delivery day and write its KPX bid
+plan in force, then the rule-based fallback. Meters are watched too
+(:mod:`cems.runtime.watch`): while the grid meter is unknown, dispatch cannot hold the grid
+limits and sends only commands that cannot raise the import
+(:func:`cems.dispatch.safety.conservative_commands`). With brokerage enabled the day-ahead
+job and the round-2 job plan over the whole delivery day and write its KPX bid
 (:mod:`cems.runtime.bidding`); a bid that cannot be made raises an alarm, never an exception.
 """
 
@@ -27,14 +30,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 import optimizer as opt
 import tariffs
 from cems.config.model import SiteConfig
-from cems.dispatch.fallback import self_consumption_commands
+from cems.dispatch.fallback import fallback_net_load_kw, self_consumption_commands
 from cems.dispatch.safety import (
     Command,
+    DeviceLimits,
     DeviceStatus,
     clamp,
+    conservative_commands,
     ev_need_kw,
     hold_grid_limits,
-    is_stale,
     safe_state,
 )
 from cems.errors import CemsError
@@ -50,6 +54,7 @@ from cems.runtime.limits import device_limits
 from cems.runtime.planner import Plan, horizon, inputs_digest, make_plan, stored_schedule
 from cems.runtime.schedule import JobSpec
 from cems.runtime.state import SiteState
+from cems.runtime.watch import GridView, Watch
 from cems.store import PlanRecord, TelemetryStore
 from device_drivers.types import Quality
 
@@ -76,6 +81,9 @@ class RuntimeOptions:
     solve_time_limit_s: float = 20.0
     aggregate_interval_min: int = 15
     raw_retention_days: int = 35  # raw readings kept; 15-min aggregates are kept for good
+    # after the first job runs, devices not read yet are neither stale nor commanded for
+    # this many poll intervals (then a device never read is stale)
+    startup_grace_polls: int = 2
 
 
 @dataclass
@@ -120,6 +128,10 @@ class Runtime:
         self._bid_tries: dict[tuple[date, int], datetime] = {}  # last attempt per (D, round)
         self._bids_missed: set[tuple[date, int]] = set()
         self._cars: set[str] = set()  # chargers with a car plugged in at the last poll
+        self.watch = Watch(config, store, tuple(io.devices), self.limits,
+                           poll_interval_s=options.poll_interval_s,
+                           grace_polls=options.startup_grace_polls)
+        self._write_lock = asyncio.Lock()  # one writer at a time (dispatch, shutdown)
 
     @classmethod
     def options_for(cls, config: SiteConfig) -> RuntimeOptions:
@@ -135,6 +147,7 @@ class Runtime:
 
     async def poll(self) -> None:
         """Read every device, store the readings, raise or clear comm-loss alarms."""
+        self.watch.start(self.clock.now())
         results = await self.io.poll()
         now = self.clock.now()
         rows = []
@@ -149,6 +162,7 @@ class Runtime:
                                        message=f"{result.id} unreachable: {result.error}")
             elif self.store.clear_alarms(at=now, device=result.id, code="comm_lost"):
                 log.info("%s reachable again", result.id)
+        self.watch.after_poll(self.state, results, now)
         self.counters.readings_stored += self.store.write_readings(rows)
         self.counters.polls += 1
         await self._replan_for_new_cars(now)
@@ -441,19 +455,26 @@ class Runtime:
             log.info("retention: %d raw readings before %s removed", removed, cutoff)
 
     async def dispatch(self) -> None:
-        """Send the current step's commands: plan (or fallback), clamped, limits held."""
+        """Send the current step's commands: plan (or fallback), clamped, grid limits held
+        from the measured exchange, or only commands that cannot raise the import while
+        the grid meter is unknown. Dispatch is the one writer of stale devices' safe states
+        (the watchdog raises the alarms); devices not read yet in the start-up grace get no
+        command."""
         now = self.clock.now()
         expiry = timedelta(seconds=self.options.setpoint_expiry_s)
         dt_h = expiry.total_seconds() / 3600.0
         row = self.plan.row_at(now) if self.plan is not None else None
         commands: list[Command] = []
         stale = self._stale_devices(now)
+        pending = self.watch.pending_devices(self.state, now)
+        live = {d: limits for d, limits in self.limits.items() if d not in pending}
+        grid = self.watch.grid(self.state, now)
         if row is None:
             self.counters.fallback_dispatches += 1
-            commands = self._fallback(now, expiry)
+            commands = self._fallback(now, expiry, live, stale, grid)
         else:
             self.plan_log.append((now, row))
-            for device_id, limits in self.limits.items():
+            for device_id, limits in live.items():
                 status = self.state.status(device_id)
                 if device_id in stale:
                     commands.append(safe_state(limits, status, now, expiry, "stale data"))
@@ -466,39 +487,51 @@ class Runtime:
                     continue
                 commands.append(clamp(wanted, limits, status, now=now, expiry=expiry,
                                       dt_h=dt_h))
-        grid_kw = self._grid_kw()
-        if grid_kw is not None:
-            grid = self.config.site.grid
-            import_limit_kw = grid.import_limit_kw
+        commands = self._hold_grid(commands, grid, now, expiry)
+        await self._send(commands, now)
+        self.counters.dispatches += 1
+
+    def _hold_grid(self, commands: list[Command], grid: GridView, now: datetime,
+                   expiry: timedelta) -> list[Command]:
+        """Hold the grid limits from the measured exchange, or, while the grid meter is
+        unknown (or not read yet at start-up), apply the conservative rule and say so."""
+        site_grid = self.config.site.grid
+        if grid.status == "known" and grid.kw is not None:
+            self.watch.grid_known(now)
+            import_limit_kw = site_grid.import_limit_kw
             dr_cap_kw = import_cap_kw(self.dr_commitments, now)
             if dr_cap_kw is not None:
                 import_limit_kw = min(import_limit_kw, dr_cap_kw)
             present = {d: self.state.status(d).power_kw for d in self.limits}
-            commands = hold_grid_limits(commands, self.limits, grid_kw=grid_kw,
-                                        import_limit_kw=import_limit_kw,
-                                        export_limit_kw=grid.export_limit_kw,
-                                        present_kw=present)
-        await self._send(commands, now)
-        self.counters.dispatches += 1
+            return hold_grid_limits(commands, self.limits, grid_kw=grid.kw,
+                                    import_limit_kw=import_limit_kw,
+                                    export_limit_kw=site_grid.export_limit_kw,
+                                    present_kw=present)
+        if grid.status == "none":
+            return commands
+        if grid.status == "unknown":
+            self.watch.grid_unknown(grid, now)
+            self.counters.extra["conservative_dispatches"] = \
+                self.counters.extra.get("conservative_dispatches", 0) + 1
+        statuses = {d: self.state.status(d) for d in self.limits}
+        return conservative_commands(
+            commands, self.limits, statuses,
+            grid_estimate_kw=self.watch.grid_estimate_kw(self.state),
+            export_limit_kw=site_grid.export_limit_kw, now=now, expiry=expiry,
+            dt_h=expiry.total_seconds() / 3600.0, outside=self.watch.outside)
 
     async def watchdog(self) -> None:
-        """Drive stale or unreachable devices to their safe state; resume after recovery."""
+        """Raise ``stale`` for controllable devices and ``meter_stale`` for meters with no
+        good data for two poll intervals (or unreachable); clear them on recovery. It
+        writes nothing: dispatch sends stale devices their safe state, so the two never
+        write to one device at once. Nothing is stale before the start-up grace ends for a
+        device not read yet."""
         now = self.clock.now()
-        stale = self._stale_devices(now)
-        expiry = timedelta(seconds=self.options.setpoint_expiry_s)
-        commands = []
-        for device_id in stale - self.in_safe_state:
-            self.store.raise_alarm(at=now, device=device_id, code="stale", severity="critical",
-                                   message=f"{device_id}: no good data for "
-                                   f"{2 * self.options.poll_interval_s:g} s; safe state")
-            commands.append(safe_state(self.limits[device_id], self.state.status(device_id),
-                                       now, expiry, "watchdog: stale or lost"))
-        for device_id in self.in_safe_state - stale:
-            self.store.clear_alarms(at=now, device=device_id, code="stale")
+        stale = self.watch.check_devices(self.state, now)
+        for device_id in sorted(self.in_safe_state - stale):
             log.info("%s recovered; normal control resumes", device_id)
         self.in_safe_state = stale
-        if commands:
-            await self._send(commands, now)
+        self.watch.check_meters(self.state, now)
 
     async def shutdown(self) -> None:
         """Revert every controllable device to its safe state (on exit or signal)."""
@@ -556,35 +589,40 @@ class Runtime:
                           react_h=self.options.poll_interval_s / 3600.0)
 
     def _stale_devices(self, now: datetime) -> set[str]:
-        return {d for d in self.limits
-                if is_stale(self.state.status(d), now, self.options.poll_interval_s)}
+        return self.watch.stale_devices(self.state, now)
 
-    def _grid_kw(self) -> float | None:
-        meter = self.config.site.grid.meter
-        return self.state.value(meter, "active_power_kw") if meter else None
-
-    def _fallback(self, now: datetime, expiry: timedelta) -> list[Command]:
+    def _fallback(self, now: datetime, expiry: timedelta, live: dict[str, DeviceLimits],
+                  stale: set[str], grid: GridView) -> list[Command]:
+        """Self-consumption commands for the devices in ``live``; an unknown reading is
+        never taken as 0 kW (:func:`cems.dispatch.fallback.fallback_net_load_kw`)."""
         meter = self.config.loads.base.meter
-        load = self.state.value(meter, "active_power_kw") if meter else None
-        pv = sum(self.state.value(p.id, "active_power_kw") or 0.0 for p in self.config.site_pv)
-        fc = sum(self.state.value(f.id, "active_power_kw") or 0.0
-                 for f in self.config.assets.fuel_cells)
-        net = (load or 0.0) - pv - fc
-        statuses = {d: self.state.status(d) for d in self.limits}
-        return self_consumption_commands(net_load_kw=net, limits=list(self.limits.values()),
-                                         statuses=statuses, now=now, expiry=expiry)
+        power = "active_power_kw"
+        batteries = [d for d, limits in live.items() if limits.kind == "ess" and d not in stale]
+        net = fallback_net_load_kw(
+            load_kw=self.state.value(meter, power) if meter else None,
+            pv_kw=[self.state.value(p.id, power) for p in self.config.site_pv],
+            fuel_cell_kw=[self.state.value(f.id, power) for f in self.config.assets.fuel_cells],
+            grid_kw=grid.kw if grid.status == "known" else None,
+            battery_kw=[self.state.value(d, power) for d in batteries])
+        statuses = {d: self.state.status(d) for d in live}
+        return self_consumption_commands(net_load_kw=net, limits=list(live.values()),
+                                         statuses=statuses, now=now, expiry=expiry,
+                                         stale=stale)
 
     async def _send(self, commands: list[Command], now: datetime) -> None:
-        outcomes = await self.io.apply(commands, self.limits, now=now)
+        """Write the commands (one writer at a time) and record what happened: a failed
+        write raises ``write_failed`` until the device's next verified write clears it; a
+        device without a fail-safe timer raises ``no_failsafe`` once."""
+        async with self._write_lock:
+            outcomes = await self.io.apply(commands, self.limits, now=now)
         rows = []
         for outcome in outcomes:
             c = outcome.command
             if c.reason == "safety":
                 self.counters.safe_state_commands += 1
+            self.watch.after_write(outcome, now, expiry_s=self.options.setpoint_expiry_s)
             if outcome.error:
                 self.counters.write_failures += 1
-                self.store.raise_alarm(at=now, device=c.device_id, code="write_failed",
-                                       message=f"setpoint {c.power_kw:g} kW: {outcome.error}")
                 continue
             if outcome.skipped:
                 continue

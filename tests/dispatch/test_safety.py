@@ -8,12 +8,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cems.dispatch.fallback import plan_covers, self_consumption_commands
+from cems.dispatch.fallback import (
+    fallback_net_load_kw,
+    plan_covers,
+    self_consumption_commands,
+)
 from cems.dispatch.safety import (
+    CONSERVATIVE,
     Command,
     DeviceLimits,
     DeviceStatus,
     clamp,
+    conservative_commands,
+    estimated_grid_kw,
     hold_grid_limits,
     is_stale,
     predicted_grid_kw,
@@ -106,6 +113,15 @@ def test_stale_after_two_poll_intervals():
     assert is_stale(DeviceStatus("m", NOW - timedelta(seconds=11)), NOW, 5.0)
     assert is_stale(DeviceStatus("m", NOW, comm_ok=False), NOW, 5.0)
     assert is_stale(DeviceStatus("m", None), NOW, 5.0)
+
+
+def test_a_device_not_read_yet_is_not_stale_during_the_start_up_grace():
+    never = DeviceStatus("m", None, comm_ok=False)
+    assert not is_stale(never, NOW, 5.0, grace_until=NOW + timedelta(seconds=1))
+    assert is_stale(never, NOW, 5.0, grace_until=NOW)  # the grace is over
+    # a device read once and then lost is stale during the grace as always
+    lost = DeviceStatus("m", NOW - timedelta(seconds=1), comm_ok=False)
+    assert is_stale(lost, NOW, 5.0, grace_until=NOW + timedelta(seconds=10))
 
 
 @pytest.mark.parametrize(
@@ -242,3 +258,121 @@ def test_a_car_gets_at_least_what_it_needs_to_leave_at_its_target() -> None:
     # target met: nothing needed
     assert ev_need_kw(soc=0.85, target_soc=0.8, capacity_kwh=60, hours_left=2.0,
                       efficiency=0.92, max_kw=11, react_h=5 / 60) == 0.0
+
+
+# ---------------------------------------------------------------- grid meter unknown
+
+CONS = {"ess-1": ESS, "evc-1": EV, "fc-1": FC, "pv-1": PV}
+
+
+def _conservative(commands, statuses, **kwargs):
+    kwargs.setdefault("grid_estimate_kw", None)
+    kwargs.setdefault("export_limit_kw", 10.0)
+    return conservative_commands(commands, CONS, statuses, now=NOW, expiry=EXPIRY,
+                                 dt_h=DT_H, **kwargs)
+
+
+def test_conservative_commands_cannot_raise_import():
+    statuses = {
+        "ess-1": status("ess-1", soc=0.5, power_kw=-30.0),  # charging 30 kW
+        "evc-1": status("evc-1", ev_connected=True, power_kw=7.0),
+        "fc-1": status("fc-1", power_kw=80.0),
+        "pv-1": status("pv-1", power_kw=50.0),
+    }
+    commands = [
+        Command("ess-1", -40.0, NOW + EXPIRY, "plan"),  # the plan charges 40 kW
+        Command("evc-1", 11.0, NOW + EXPIRY, "plan"),
+        Command("fc-1", 70.0, NOW + EXPIRY, "plan"),  # the plan lowers the fuel cell
+        Command("pv-1", 40.0, NOW + EXPIRY, "plan"),  # the plan caps PV below its output
+    ]
+    out = _conservative(commands, statuses)
+    # ESS charging stops; the car drops to min(11, 7, 1.4) = 1.4 kW; the fuel cell stays at
+    # its 80 kW; the PV cap stays at its 50 kW output. Without an estimate nothing is raised.
+    assert [c.power_kw for c in out] == [0.0, 1.4, 80.0, 50.0]
+    assert all(c.reason == CONSERVATIVE for c in out)
+    assert out[0].requested_kw == -40.0
+    # import change against the present outputs: -30 (ESS) - 5.6 (car) = -35.6 kW
+    present = {d: s.power_kw for d, s in statuses.items()}
+    assert predicted_grid_kw(out, CONS, 0.0, present) == pytest.approx(-35.6)
+
+
+def test_conservative_commands_start_no_charging_and_keep_safety_commands():
+    statuses = {
+        "ess-1": status("ess-1", soc=0.5),  # present output unknown
+        "evc-1": status("evc-1", ev_connected=True, power_kw=0.0),  # a car just plugged
+        "fc-1": status("fc-1", power_kw=0.0),
+    }
+    commands = [
+        Command("ess-1", 50.0, NOW + EXPIRY, "plan"),
+        Command("evc-1", 11.0, NOW + EXPIRY, "plan"),
+        Command("fc-1", 60.0, NOW + EXPIRY, "safety"),
+    ]
+    out = _conservative(commands, statuses)
+    assert [c.power_kw for c in out] == [0.0, 0.0, 60.0]  # ESS: safe state; no charging
+    assert [c.reason for c in out] == [CONSERVATIVE, CONSERVATIVE, "safety"]
+
+
+def test_conservative_generation_rises_only_within_the_export_headroom():
+    statuses = {"ess-1": status("ess-1", soc=0.5, power_kw=20.0),
+                "evc-1": status("evc-1", ev_connected=True, power_kw=-5.0)}
+    commands = [Command("ess-1", 60.0, NOW + EXPIRY, "plan"),
+                Command("evc-1", -8.0, NOW + EXPIRY, "plan")]
+    # Importing 10 kW (estimate) with a 10 kW export limit: 20 kW more generation fits.
+    # The ESS asks 40 kW more and gets 20 (20 -> 40 kW); the car's V2G asks 3 kW more and
+    # gets none (-5 kW kept).
+    out = _conservative(commands, statuses, grid_estimate_kw=10.0)
+    assert [c.power_kw for c in out] == [pytest.approx(40.0), pytest.approx(-5.0)]
+    # Without an estimate nothing rises; the plan asking for less does not lower it either.
+    out = _conservative(commands, statuses)
+    assert [c.power_kw for c in out] == [20.0, -5.0]
+    less = [Command("ess-1", 5.0, NOW + EXPIRY, "plan")]
+    assert _conservative(less, statuses)[0].power_kw == 20.0
+
+
+def test_conservative_caps_pv_to_hold_the_export_limit_from_the_estimate():
+    statuses = {"ess-1": status("ess-1", soc=0.5, power_kw=0.0),
+                "pv-1": status("pv-1", power_kw=50.0)}
+    commands = [Command("ess-1", -20.0, NOW + EXPIRY, "plan"),
+                Command("pv-1", 92.0, NOW + EXPIRY, "plan")]
+    # Exporting 30 kW (estimate) against a 10 kW limit; the ESS may not absorb it: the PV
+    # cap goes 20 kW under its 50 kW output.
+    out = _conservative(commands, statuses, grid_estimate_kw=-30.0)
+    assert [c.power_kw for c in out] == [0.0, pytest.approx(30.0)]
+    # a PV array sold whole through its own trading meter is not the site's export
+    out = _conservative(commands, statuses, grid_estimate_kw=-30.0, outside={"pv-1"})
+    assert [c.power_kw for c in out] == [0.0, 92.0]
+
+
+def test_estimated_grid_follows_the_devices_since_the_last_reading():
+    limits = {"ess-1": ESS, "evc-1": EV, "pv-1": PV, "fc-1": FC}
+    before = {"ess-1": 0.0, "evc-1": 0.0, "pv-1": 40.0, "fc-1": None}
+    after = {"ess-1": 20.0, "evc-1": 11.0, "pv-1": 45.0, "fc-1": 60.0}
+    # 10 - 20 (ESS) + 11 (car) - 5 (PV); the fuel cell unknown before counts as unchanged
+    assert estimated_grid_kw(10.0, before, after, limits) == pytest.approx(-4.0)
+
+
+def test_fallback_net_load_never_counts_an_unknown_as_zero():
+    # all sub-meters measured: load - PV - fuel cell
+    assert fallback_net_load_kw(load_kw=100, pv_kw=[40, 5], fuel_cell_kw=[10], grid_kw=None,
+                                battery_kw=[]) == pytest.approx(45)
+    # a PV reading missing: from the grid meter, the import plus what the batteries give
+    assert fallback_net_load_kw(load_kw=100, pv_kw=[40, None], fuel_cell_kw=[10],
+                                grid_kw=30, battery_kw=[10, -5]) == pytest.approx(35)
+    # the base load invalid, the grid known
+    assert fallback_net_load_kw(load_kw=None, pv_kw=[40], fuel_cell_kw=[], grid_kw=-12,
+                                battery_kw=[0]) == pytest.approx(-12)
+    # neither: unknown, not 0
+    assert fallback_net_load_kw(load_kw=None, pv_kw=[40], fuel_cell_kw=[], grid_kw=None,
+                                battery_kw=[0]) is None
+    assert fallback_net_load_kw(load_kw=math.nan, pv_kw=[], fuel_cell_kw=[], grid_kw=5,
+                                battery_kw=[None]) is None
+
+
+def test_fallback_without_a_net_load_asks_nothing_and_stale_devices_get_safe_state():
+    statuses = {"ess-1": status("ess-1", soc=0.5), "evc-1": status("evc-1", ev_connected=True),
+                "fc-1": status("fc-1")}
+    commands = self_consumption_commands(net_load_kw=None, limits=[ESS, EV, FC],
+                                         statuses=statuses, now=NOW, expiry=EXPIRY,
+                                         stale={"fc-1"})
+    assert [c.power_kw for c in commands] == [0.0, 1.4, 60.0]
+    assert [c.reason for c in commands] == ["fallback", "fallback", "safety"]

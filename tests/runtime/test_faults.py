@@ -47,6 +47,11 @@ def test_comm_loss_safe_state_alarm_and_recovery(small_config, tmp_path):
             assert h.alarms("ess-1", "comm_lost")["cleared_us"].notna().all()
             assert "ess-1" not in h.runtime.in_safe_state
             assert not h.setpoints_since("ess-1", back_at, "plan").empty
+            # the safe-state writes that failed while it was down: one alarm, now cleared
+            failed = h.alarms("ess-1", "write_failed")
+            assert len(failed) == 1 and failed["cleared_us"].notna().all()
+            stale = h.alarms("ess-1", "stale")
+            assert len(stale) == 1 and stale["cleared_us"].notna().all()
         finally:
             await h.io.close()
             await h.sim.stop()
