@@ -3,7 +3,9 @@
     python benchmarks/store_bench.py [--readings N] [--batch N] [--postgres URL]
 
 Prints readings/s for row-tuple writes and DataFrame writes into a fresh SQLite file in
-WAL mode (the embedded default). Target (issue 6): >= 50,000 readings/s.
+WAL mode (the embedded default) and, with ``--postgres URL``, into a fresh schema on that
+server (readings go in with COPY, cems/store/pg_copy.py). Target (issues 6 and 14):
+>= 50,000 readings/s on each.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from cems.errors import InputError, translate_library_errors
 
 if TYPE_CHECKING:
     from device_drivers.sim import SiteSimulator
+    from device_drivers.sim.faults import FaultRunner
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +25,8 @@ def register(subparsers: Any) -> None:
         "simulate", help="serve the site's devices as simulated Modbus TCP servers",
         description="Run a physical simulation of the site (PV on a clear-sky profile with "
         "clouds, ESS, fuel cells, EV sessions, meters) and serve every Modbus TCP device "
-        "at the host/port/device id of its connection block. Ctrl-C stops it.",
+        "at the host/port/device id of its connection block. Ctrl-C stops it. With "
+        "--faults, a timeline of faults (docs/faults.md) is injected at simulated times.",
     )
     parser.add_argument("site", help="path to the site YAML file")
     parser.add_argument("--speed", type=float, default=1.0,
@@ -36,6 +38,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed (clouds, EV sessions)")
     parser.add_argument("--status-every", type=float, default=0.0, metavar="S",
                         help="print a status line every S real seconds (default: never)")
+    parser.add_argument("--faults", metavar="SCENARIO.yaml", default=None,
+                        help="inject the faults of this timeline file at their simulated "
+                        "times (drop, restore, delay, freeze, invalid, scale_factor, clear; "
+                        "see docs/faults.md); each is printed on stderr as it fires")
     parser.set_defaults(handler=run)
 
 
@@ -71,18 +77,41 @@ def run(args: argparse.Namespace) -> int:
     if not spec.devices:
         raise InputError(f"{args.site}: no Modbus TCP device to simulate")
     with translate_library_errors():
-        asyncio.run(_serve(SiteSimulator(spec, speed=args.speed, start=start), args))
+        sim = SiteSimulator(spec, speed=args.speed, start=start)
+        runner = _fault_runner(sim, args.faults)
+        asyncio.run(_serve(sim, args, runner))
     return 0
 
 
-async def _serve(sim: SiteSimulator, args: argparse.Namespace) -> None:
+def _fault_runner(sim: SiteSimulator, path: str | None) -> FaultRunner | None:
+    """The runner of ``--faults``, checked against the site before anything is served."""
+    if path is None:
+        return None
+    from device_drivers.sim.faults import FaultEvent, FaultRunner, load_timeline
+
+    def announce(event: FaultEvent) -> None:
+        print(f"fault: {runner.describe(event)}", file=sys.stderr, flush=True)
+
+    runner = FaultRunner(sim, load_timeline(path), start=sim.clock.start, on_fire=announce)
+    runner.check()
+    return runner
+
+
+async def _serve(sim: SiteSimulator, args: argparse.Namespace,
+                 runner: FaultRunner | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    faults: asyncio.Task[None] | None = None
     async with sim:
         ports = ", ".join(f"{h}:{p}" for h, p in sim.endpoints)
+        if runner is not None:
+            last = runner.events[-1].when.isoformat(timespec="seconds")
+            print(f"{len(runner.events)} fault events from {args.faults}, the last at {last}",
+                  file=sys.stderr, flush=True)
+            faults = asyncio.create_task(runner.run(), name="fault-timeline")
         print(f"simulating {len(sim.twin.models)} devices on {ports} at {args.speed:g}x, "
               f"simulated time {sim.twin.time.isoformat(timespec='seconds')}; ready",
               flush=True)
@@ -97,6 +126,12 @@ async def _serve(sim: SiteSimulator, args: argparse.Namespace) -> None:
                 await asyncio.wait_for(stop.wait(), wait)
             if args.status_every and not stop.is_set():
                 print(_status(sim), flush=True)
+            if faults is not None and faults.done():
+                faults.result()  # a fault that failed to apply ends the run with its error
+        if faults is not None and not faults.done():
+            faults.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await faults
     print("simulator stopped", flush=True)
 
 

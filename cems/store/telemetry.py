@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cems.errors import InputError
 from cems.store import schema
+from cems.store.pg_copy import copy_readings
 from cems.store.timecodec import from_us, index_to_us, to_us
 
 QUALITIES = ("good", "stale", "invalid", "comm_lost")
@@ -57,6 +58,7 @@ class TelemetryStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._insert_readings_sql: str | None
         dialect = engine.dialect.name
         if dialect == "sqlite":
             self._insert = sqlite.insert
@@ -66,10 +68,7 @@ class TelemetryStore:
             )
         elif dialect == "postgresql":
             self._insert = postgresql.insert
-            self._insert_readings_sql = (
-                "INSERT INTO readings (device, quantity, ts_us, value, quality) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-            )
+            self._insert_readings_sql = None  # COPY instead (pg_copy.py)
         else:
             raise InputError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
 
@@ -111,13 +110,15 @@ class TelemetryStore:
     def _insert_readings(self, records: Sequence[tuple[Any, ...]]) -> int:
         """Insert (device, quantity, ts_us, value, quality) tuples; skip ones already there.
 
-        Uses the driver's executemany directly: the ORM-free path is several times faster
-        than building SQLAlchemy parameter dicts (see benchmarks/store_bench.py).
+        SQLite: the driver's executemany directly, several times faster than SQLAlchemy
+        parameter dicts; PostgreSQL: COPY (:func:`cems.store.pg_copy.copy_readings`).
         """
         if not records:
             return 0
         written = 0
         with self.engine.begin() as conn:
+            if self._insert_readings_sql is None:
+                return copy_readings(conn, records)
             for start in range(0, len(records), BATCH_ROWS):
                 batch = list(records[start : start + BATCH_ROWS])
                 result = conn.exec_driver_sql(self._insert_readings_sql, batch)
