@@ -9,7 +9,9 @@ plan in force, then the rule-based fallback. Meters are watched too
 limits and sends only commands that cannot raise the import
 (:func:`cems.dispatch.safety.conservative_commands`). With brokerage enabled the day-ahead
 job and the round-2 job plan over the whole delivery day and write its KPX bid
-(:mod:`cems.runtime.bidding`); a bid that cannot be made raises an alarm, never an exception.
+(:mod:`cems.runtime.bid_jobs`, :mod:`cems.runtime.bidding`); a bid that cannot be made raises
+an alarm, never an exception. The base-load forecast and the nightly forecast score are in
+:mod:`cems.runtime.forecast_jobs`.
 """
 
 from __future__ import annotations
@@ -18,17 +20,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 import optimizer as opt
-import tariffs
 from cems.config.model import SiteConfig
 from cems.dispatch.fallback import fallback_net_load_kw, self_consumption_commands
 from cems.dispatch.safety import (
@@ -41,12 +40,8 @@ from cems.dispatch.safety import (
     hold_grid_limits,
     safe_state,
 )
-from cems.errors import CemsError
-from cems.forecast.accuracy import nmae_pct
-from cems.forecast.load import similar_days_forecast, simple_day_types
-from cems.markets.bids import bids_dir, deadline, write_bid_files
-from cems.markets.portfolio import site_portfolio
-from cems.runtime import bidding
+from cems.runtime import bidding, forecast_jobs
+from cems.runtime.bid_jobs import BidJobs
 from cems.runtime.clock import Clock
 from cems.runtime.device_io import DeviceIO
 from cems.runtime.dr_commitments import StoredCommitment, dr_caps, import_cap_kw
@@ -60,8 +55,6 @@ from device_drivers.types import Quality
 
 log = logging.getLogger(__name__)
 
-#: Days of load history the similar-day forecast looks back over.
-LOOKBACK_DAYS = 28
 #: A car plugging in re-plans at once unless the plan in force is younger than this.
 NEW_CAR_REPLAN_MIN = 15
 
@@ -124,9 +117,7 @@ class Runtime:
         self._plan_lock = asyncio.Lock()
         self.dr_commitments: tuple[StoredCommitment, ...] = ()  # accepted DR events' caps
         self._solvers: dict[str, opt.RollingSolver] = {}  # per plan kind: the model is reused
-        self._bid_lock = asyncio.Lock()
-        self._bid_tries: dict[tuple[date, int], datetime] = {}  # last attempt per (D, round)
-        self._bids_missed: set[tuple[date, int]] = set()
+        self.bids = BidJobs(self)  # round-1 and round-2 brokerage bids
         self._cars: set[str] = set()  # chargers with a car plugged in at the last poll
         self.watch = Watch(config, store, tuple(io.devices), self.limits,
                            poll_interval_s=options.poll_interval_s,
@@ -258,191 +249,30 @@ class Runtime:
         await self.bid(2)
 
     async def bid(self, round_no: int) -> bool:
-        """Plan over tomorrow, then store and write the round's bid; True when it is made
-        (or was already). Failures raise a ``bid_failed`` alarm (device ``bid_rN``) and are
-        retried by :meth:`bid_watch`; a passed deadline raises ``bid_missed``."""
-        async with self._bid_lock:
-            now = self.clock.now()
-            tz = self.config.site.timezone
-            delivery = bidding.delivery_day(now, tz)
-            if self._bid_made(delivery, round_no):
-                return True
-            closes = deadline(delivery, round_no, tz).to_pydatetime()
-            if now >= closes:
-                self._bid_missed(delivery, round_no, closes, now)
-                return False
-            self._bid_tries[(delivery, round_no)] = now
-            try:
-                await self._make_bid(delivery, round_no, now)
-            except Exception as exc:  # a bid failure must never stop the site
-                self.counters.extra["bid_failures"] = \
-                    self.counters.extra.get("bid_failures", 0) + 1
-                log.exception("round %d bid for %s failed", round_no, delivery)
-                self.store.raise_alarm(
-                    at=now, device=f"bid_r{round_no}", code="bid_failed", severity="critical",
-                    message=f"round {round_no} bid for {delivery} not made ({exc}); retrying "
-                    f"every {self.options.bid_retry_min} min until the deadline "
-                    f"{closes.isoformat()}")
-                return False
-            self.store.clear_alarms(at=now, device=f"bid_r{round_no}")
-            self.counters.extra["bids"] = self.counters.extra.get("bids", 0) + 1
-            return True
-
-    async def _make_bid(self, delivery: date, round_no: int, now: datetime) -> None:
-        tz = self.config.site.timezone
-        portfolio = site_portfolio(self.config)
-        horizon_h = bidding.horizon_covering(now, delivery, tz, self.config.scheduler.step_min,
-                                             self.options.horizon_h)
-        async with self._plan_lock:
-            plan, plan_id, error = await self._plan_and_store("day_ahead", horizon_h)
-        if plan is not None:
-            schedule = bidding.with_sold_apart(
-                self.config, stored_schedule(plan.schedule, self.config))
-            source = "plan"
-        else:
-            index = horizon(now, self.config.scheduler.step_min, horizon_h)
-            schedule = bidding.forecast_schedule(self.config, self.state, now, horizon_h,
-                                                 self.load_forecast(index))
-            source = "forecast"
-        bid, notes = bidding.bid_from_schedule(self.config, schedule, portfolio, delivery,
-                                               round_no)
-        if error is not None:
-            notes.insert(0, f"plan failed ({error}): bid from the forecast, storage and V2G 0")
-        closes = deadline(delivery, round_no, tz).to_pydatetime()
-        if self.clock.now() >= closes:
-            raise CemsError(f"the bid was ready only after the deadline {closes.isoformat()}")
-        folder = self.options.bid_dir or bids_dir(self.config)
-        json_path, csv_path = await asyncio.to_thread(write_bid_files, bid, portfolio, folder,
-                                                      submitted_at=self.clock.now())
-        self.store.record_bid(
-            market=bidding.MARKET, trade_date=delivery.isoformat(), round_no=round_no,
-            submitted=self.clock.now(), payload={**bid.to_json(portfolio), "source": source,
-                                    "plan_id": plan_id, "notes": notes,
-                                    "files": [str(json_path), str(csv_path)]})
-        for note in notes:
-            log.warning("round %d bid for %s: %s", round_no, delivery, note)
-        log.info("round %d bid for %s from the %s: %.1f kWh; wrote %s", round_no, delivery,
-                 source, float(bid.aggregate_kwh.sum()), json_path)
+        """Make the round's brokerage bid for tomorrow (:meth:`BidJobs.bid`); True when
+        made, or already; a failure raises an alarm, never an exception."""
+        return await self.bids.bid(round_no)
 
     async def bid_watch(self) -> None:
-        """Make a bid still owed for tomorrow: retry a failed one (at most every
-        ``bid_retry_min``) or one whose time passed while the runtime was down, until its
-        deadline; after the deadline raise ``bid_missed``."""
-        now = self.clock.now()
-        tz = ZoneInfo(self.config.site.timezone)
-        delivery = bidding.delivery_day(now, self.config.site.timezone)
-        retry = timedelta(minutes=self.options.bid_retry_min)
-        for round_no, at in ((1, self.options.day_ahead_time),
-                             (2, self.options.bid_round2_time)):
-            if self._bid_made(delivery, round_no):
-                continue
-            hour, minute = (int(x) for x in at.split(":"))
-            opens = datetime.combine(delivery - timedelta(days=1), time(hour, minute), tz)
-            closes = deadline(delivery, round_no, self.config.site.timezone).to_pydatetime()
-            last = self._bid_tries.get((delivery, round_no))
-            if now >= closes:
-                self._bid_missed(delivery, round_no, closes, now)
-            elif now >= opens and (last is None or now - last >= retry):
-                await self.bid(round_no)
+        """Retry a bid still owed for tomorrow until its deadline (:meth:`BidJobs.watch`)."""
+        await self.bids.watch()
 
-    def _bid_made(self, delivery: date, round_no: int) -> bool:
-        return not self.store.bids(market=bidding.MARKET, trade_date=delivery.isoformat(),
-                                   round_no=round_no).empty
-
-    def _bid_missed(self, delivery: date, round_no: int, closes: datetime,
-                    now: datetime) -> None:
-        effect = ("KPX counts round 1 for both rounds (규칙 제14.4.1조 ② 4호)" if round_no == 2
-                  else "the day cannot be settled from the bids (round 1 is required)")
-        self.store.raise_alarm(
-            at=now, device=f"bid_r{round_no}", code="bid_missed", severity="critical",
-            message=f"no round {round_no} bid for {delivery} before the deadline "
-            f"{closes.isoformat()}; {effect}")
-        if (delivery, round_no) not in self._bids_missed:
-            self._bids_missed.add((delivery, round_no))
-            log.error("round %d bid for %s missed its deadline %s", round_no, delivery, closes)
+    async def plan_locked(self, kind: str, horizon_h: int) -> tuple[Plan | None, int | None,
+                                                                    str | None]:
+        """Solve, store and adopt a plan under the plan lock, waiting for a running one
+        (the bids' day-ahead plans); returns what :meth:`_plan_and_store` returns."""
+        async with self._plan_lock:
+            return await self._plan_and_store(kind, horizon_h)
 
     def load_forecast(self, index: pd.DatetimeIndex) -> pd.Series | None:
-        """Similar-day forecast of the base load from stored 15-min aggregates, or None
-        while there is less than a day of history (the planner's typical profile is used)."""
-        meter = self.config.loads.base.meter
-        if meter is None:
-            return None
-        start = index[0].to_pydatetime()
-        history = self.store.aggregates(device=meter, quantity="active_power_kw",
-                                        start=start - timedelta(days=LOOKBACK_DAYS), end=start)
-        if history.empty or history["start"].iloc[0] > start - timedelta(days=1):
-            return None
-        series = pd.Series(history["mean"].to_numpy(), index=pd.DatetimeIndex(history["start"]))
-        try:
-            return similar_days_forecast(series, index, self._day_types,
-                                         lookback_days=LOOKBACK_DAYS)
-        except CemsError as exc:
-            log.info("similar-day load forecast not possible yet: %s", exc)
-            return None
-
-    def _day_types(self, index: pd.DatetimeIndex) -> np.ndarray:
-        years = sorted(set(index.year))
-        holidays = {pd.Timestamp(d) for d in tariffs.kepco_holidays(years)}
-        return simple_day_types(index, holidays)
+        """Similar-day forecast of the base load over ``index``, or None while there is
+        less than a day of history (:func:`cems.runtime.forecast_jobs.load_forecast`)."""
+        return forecast_jobs.load_forecast(self.config, self.store, index)
 
     async def daily_accuracy(self, day: date | None = None) -> dict[str, float]:
-        """Score the load and PV forecasts of a local day (default: yesterday) by nMAE and
-        store the figures. The forecast scored is the latest day-ahead plan made before
-        the day began, else the first plan made during the day."""
-        tz = ZoneInfo(self.config.site.timezone)
-        now = self.clock.now()
-        day = day or (now.astimezone(tz) - timedelta(days=1)).date()
-        start = datetime.combine(day, time(0, 0), tzinfo=tz)
-        end = start + timedelta(days=1)
-        plans = self.store.plans_between(start - timedelta(days=2), end)
-        if plans.empty:
-            return {}
-        start_us = int(start.timestamp() * 1e6)
-        ahead = plans[(plans["kind"] == "day_ahead") & (plans["created_us"] < start_us)]
-        if not ahead.empty:
-            chosen, method = ahead.iloc[-1], "day_ahead"
-        else:
-            during = plans[plans["created_us"] >= start_us]
-            if during.empty:
-                return {}
-            chosen, method = during.iloc[0], "first_plan"
-        schedule = self.store.plan_schedule(int(chosen["id"]))
-        if schedule is None:
-            return {}
-        schedule = schedule[(schedule.index >= start) & (schedule.index < end)]
-        scores: dict[str, float] = {}
-        targets = [("load_kw", "load_forecast_kw", [self.config.loads.base.meter], None)]
-        if self.config.site_pv:
-            capacity = sum(p.inverter_ac_kw for p in self.config.site_pv)
-            targets.append(("pv_kw", "pv_forecast_kw", [p.id for p in self.config.site_pv],
-                            capacity))
-        for quantity, column, devices, capacity in targets:
-            if column not in schedule or None in devices:
-                continue
-            actual = self._actual_kw(devices, start, end)
-            if actual is None:
-                continue
-            joined = pd.concat([schedule[column], actual], axis=1, join="inner").dropna()
-            if joined.empty:
-                continue
-            score = nmae_pct(joined.iloc[:, 0], joined.iloc[:, 1], capacity=capacity)
-            self.store.record_forecast_accuracy(day=day.isoformat(), quantity=quantity,
-                                                method=method, nmae_pct=score,
-                                                n_steps=len(joined), created=now)
-            scores[quantity] = round(score, 3)
-        return scores
-
-    def _actual_kw(self, devices: list[str | None], start: datetime, end: datetime
-                   ) -> pd.Series | None:
-        total: pd.Series | None = None
-        for device in devices:
-            agg = self.store.aggregates(device=device, quantity="active_power_kw",
-                                        start=start, end=end)
-            if agg.empty:
-                return None
-            series = pd.Series(agg["mean"].to_numpy(), index=pd.DatetimeIndex(agg["start"]))
-            total = series if total is None else total.add(series, fill_value=0.0)
-        return total
+        """Score and store the load and PV forecasts of a local day (default: yesterday)
+        (:func:`cems.runtime.forecast_jobs.daily_accuracy`)."""
+        return forecast_jobs.daily_accuracy(self.config, self.store, self.clock.now(), day)
 
     async def daily_report(self) -> None:
         """The nightly job: yesterday's forecast accuracy, then raw-reading retention."""

@@ -1,0 +1,119 @@
+"""The runtime's forecast jobs: the base-load forecast the plans use and the nightly score.
+
+Functions of the site and the store, no live state: :func:`load_forecast` gives the
+re-plans a similar-day forecast of the base load from the stored 15-minute aggregates
+(None while there is less than a day of history: the planner's typical profile is used),
+and :func:`daily_accuracy` scores a day's load and PV forecasts against what was metered
+(nMAE) and stores the figures. :class:`cems.runtime.runtime.Runtime` calls them from its
+``load_forecast`` and ``daily_accuracy`` methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+import tariffs
+from cems.config.model import SiteConfig
+from cems.errors import CemsError
+from cems.forecast.accuracy import nmae_pct
+from cems.forecast.load import similar_days_forecast, simple_day_types
+from cems.store import TelemetryStore
+
+log = logging.getLogger(__name__)
+
+#: Days of load history the similar-day forecast looks back over.
+LOOKBACK_DAYS = 28
+
+
+def load_forecast(config: SiteConfig, store: TelemetryStore,
+                  index: pd.DatetimeIndex) -> pd.Series | None:
+    """Similar-day forecast of the base load from stored 15-min aggregates, or None
+    while there is less than a day of history (the planner's typical profile is used)."""
+    meter = config.loads.base.meter
+    if meter is None:
+        return None
+    start = index[0].to_pydatetime()
+    history = store.aggregates(device=meter, quantity="active_power_kw",
+                               start=start - timedelta(days=LOOKBACK_DAYS), end=start)
+    if history.empty or history["start"].iloc[0] > start - timedelta(days=1):
+        return None
+    series = pd.Series(history["mean"].to_numpy(), index=pd.DatetimeIndex(history["start"]))
+    try:
+        return similar_days_forecast(series, index, _day_types, lookback_days=LOOKBACK_DAYS)
+    except CemsError as exc:
+        log.info("similar-day load forecast not possible yet: %s", exc)
+        return None
+
+
+def _day_types(index: pd.DatetimeIndex) -> np.ndarray:
+    years = sorted(set(index.year))
+    holidays = {pd.Timestamp(d) for d in tariffs.kepco_holidays(years)}
+    return simple_day_types(index, holidays)
+
+
+def daily_accuracy(config: SiteConfig, store: TelemetryStore, now: datetime,
+                   day: date | None = None) -> dict[str, float]:
+    """Score the load and PV forecasts of a local day (default: the day before ``now``) by
+    nMAE and store the figures. The forecast scored is the latest day-ahead plan made before
+    the day began, else the first plan made during the day."""
+    tz = ZoneInfo(config.site.timezone)
+    day = day or (now.astimezone(tz) - timedelta(days=1)).date()
+    start = datetime.combine(day, time(0, 0), tzinfo=tz)
+    end = start + timedelta(days=1)
+    plans = store.plans_between(start - timedelta(days=2), end)
+    if plans.empty:
+        return {}
+    start_us = int(start.timestamp() * 1e6)
+    ahead = plans[(plans["kind"] == "day_ahead") & (plans["created_us"] < start_us)]
+    if not ahead.empty:
+        chosen, method = ahead.iloc[-1], "day_ahead"
+    else:
+        during = plans[plans["created_us"] >= start_us]
+        if during.empty:
+            return {}
+        chosen, method = during.iloc[0], "first_plan"
+    schedule = store.plan_schedule(int(chosen["id"]))
+    if schedule is None:
+        return {}
+    schedule = schedule[(schedule.index >= start) & (schedule.index < end)]
+    scores: dict[str, float] = {}
+    targets = [("load_kw", "load_forecast_kw", [config.loads.base.meter], None)]
+    if config.site_pv:
+        capacity = sum(p.inverter_ac_kw for p in config.site_pv)
+        targets.append(("pv_kw", "pv_forecast_kw", [p.id for p in config.site_pv], capacity))
+    for quantity, column, devices, capacity in targets:
+        if column not in schedule or None in devices:
+            continue
+        actual = actual_kw(store, devices, start, end)
+        if actual is None:
+            continue
+        joined = pd.concat([schedule[column], actual], axis=1, join="inner").dropna()
+        if joined.empty:
+            continue
+        score = nmae_pct(joined.iloc[:, 0], joined.iloc[:, 1], capacity=capacity)
+        store.record_forecast_accuracy(day=day.isoformat(), quantity=quantity, method=method,
+                                       nmae_pct=score, n_steps=len(joined), created=now)
+        scores[quantity] = round(score, 3)
+    return scores
+
+
+def actual_kw(store: TelemetryStore, devices: list[str | None], start: datetime,
+              end: datetime) -> pd.Series | None:
+    """The summed 15-minute mean ``active_power_kw`` of ``devices`` in ``[start, end)``;
+    None if any of them has no aggregates there."""
+    total: pd.Series | None = None
+    for device in devices:
+        agg = store.aggregates(device=device, quantity="active_power_kw", start=start, end=end)
+        if agg.empty:
+            return None
+        series = pd.Series(agg["mean"].to_numpy(), index=pd.DatetimeIndex(agg["start"]))
+        total = series if total is None else total.add(series, fill_value=0.0)
+    return total
+
+
+__all__ = ["LOOKBACK_DAYS", "actual_kw", "daily_accuracy", "load_forecast"]
