@@ -170,6 +170,11 @@ FUEL_EMISSION_FACTOR_SOURCE = (
     "IPCC 2006 Guidelines for National Greenhouse Gas Inventories, Vol. 2 Table 2.2: "
     "natural gas 56,100 kg CO2/TJ (net calorific value) = 0.202 kg/kWh")
 
+#: Default control margin of the grid-limit hold: this share of the contract power ...
+DEFAULT_MARGIN_SHARE_OF_CONTRACT = 0.05
+#: ... but at most this share of the import limit.
+MAX_DEFAULT_MARGIN_SHARE_OF_LIMIT = 0.15
+
 ContractKind = Literal["general", "single", "composite"]
 """How KEPCO bills the site (약관 제67조): see :class:`GridConnection`."""
 
@@ -198,6 +203,15 @@ class GridConnection(StrictModel):
     contract_power_kw: Positive = Field(description="Contracted demand (계약전력).")
     import_limit_kw: Positive = Field(description="Largest allowed import power.")
     export_limit_kw: NonNegative = Field(description="Largest allowed export power.")
+    limit_margin_kw: NonNegative | None = Field(
+        None, description="Control margin of the real-time grid-limit hold: dispatch trims "
+        "the predicted import (export) to its limit minus this, and keeps a correction in "
+        "force until the exchange without it would be below the limit minus twice this, so "
+        "the load's fluctuation between two readings neither carries the exchange over the "
+        "limit nor makes the devices flip between plan and correction. Unset: 5 % of "
+        "contract_power_kw (the load the connection is sized for), at most 15 % of "
+        "import_limit_kw. The hold uses at most a quarter of import_limit_kw + "
+        "export_limit_kw.")
     tariff_plan: Identifier = Field(
         description="KEPCO plan id (see `cems tariff list`) billing the grid meter; with "
         "contract composite, the shared facilities' plan (일반용(갑) 고압).")
@@ -215,6 +229,15 @@ class GridConnection(StrictModel):
     emission_factor_source: str = Field(
         GRID_EMISSION_FACTOR_SOURCE, min_length=1,
         description="Where the grid factor comes from (publisher, year, value).")
+
+    def control_margin_kw(self) -> float:
+        """The grid-limit hold's control margin: ``limit_margin_kw``, else 5 % of the
+        contract power, at most 15 % of the import limit (a site allowed to import little
+        keeps most of it)."""
+        if self.limit_margin_kw is not None:
+            return self.limit_margin_kw
+        return min(DEFAULT_MARGIN_SHARE_OF_CONTRACT * self.contract_power_kw,
+                   MAX_DEFAULT_MARGIN_SHARE_OF_LIMIT * self.import_limit_kw)
 
 
 class Site(StrictModel):
@@ -461,6 +484,16 @@ class Meter(StrictModel):
     connection: Connection | None = None
 
 
+class DataSharing(StrictModel):
+    """What a household consents to share beyond the community's aggregates."""
+
+    broker: bool = Field(
+        False, description="true: the household consents that the site's energy brokers read "
+        "its meter's individual readings (web API `/api/readings?device=METER`). Without it "
+        "brokers see household data only aggregated into site figures; operators and the "
+        "household itself are not affected.")
+
+
 class Household(StrictModel):
     """A household of the community and its share of community assets."""
 
@@ -475,6 +508,9 @@ class Household(StrictModel):
     joined_at: AwareDatetime | None = Field(
         None, description="When the household joined (tz-aware)."
     )
+    data_sharing: DataSharing = Field(
+        DataSharing(), description="Consents to share the household's individual data "
+        "(default: none; see docs/web.md, Access policy).")
 
 
 # --------------------------------------------------------------------------- markets, scheduler

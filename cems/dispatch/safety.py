@@ -89,6 +89,10 @@ class Command:
     reason: Reason
     requested_kw: float | None = None  # what was asked, when it differs
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: (lowest, highest) power the device allows now (static limits, live available power,
+    #: SOC window), as :func:`clamp` found them; the grid-limit hold stays within them.
+    #: None: only the static limits are known.
+    bounds_kw: tuple[float, float] | None = None
 
     @property
     def clamped(self) -> bool:
@@ -134,6 +138,19 @@ def clamp(requested_kw: float, limits: DeviceLimits, status: DeviceStatus, *, no
     ``dt_h`` is how long the command may run (its expiry, in hours): an ESS may not
     discharge more than the energy above ``soc_min`` in that time, nor charge more than
     the room below ``soc_max``.
+
+    Devices with a running minimum (fuel cell, EV charger, deferrable load with ``min_kw``)
+    get 0 or a power within ``[min_kw, max]``, never one between (an IEC 61851 charger
+    cannot charge below its minimum current; a fuel cell runs at ``min_kw`` or is off). A
+    request between 0 and ``min_kw`` becomes ``min_kw`` for a charger or a load (a car's
+    need is not cut to nothing), and for a fuel cell whichever of 0 and ``min_kw`` is
+    nearer (0 below ``min_kw / 2``); ``min_kw`` above the live maximum gives 0.
+
+    The ramp limit (``ramp_kw_per_min`` x the command's lifetime) applies from the measured
+    output within the running range; passing between 0 and ``min_kw`` is a start or a stop,
+    which the unit sequences itself: a unit below ``min_kw`` asked to run gets ``min_kw``,
+    one asked to stop gets 0 once its ramp would take it below ``min_kw``. The limits rank
+    above the ramp: a unit measured above its maximum gets its maximum.
     """
     notes: list[str] = []
     if not math.isfinite(requested_kw):
@@ -141,16 +158,24 @@ def clamp(requested_kw: float, limits: DeviceLimits, status: DeviceStatus, *, no
         return safe_state(limits, status, now, expiry, note)
     low, high = _bounds(limits, status, dt_h, notes)
     power = min(max(requested_kw, low), high)
-    if limits.kind in ("fuel_cell", "ev_charger") and 0 < power < limits.min_kw:
-        # Below the minimum running power: run at the minimum, or off if that overshoots.
-        power = limits.min_kw if limits.min_kw <= high else 0.0
-        notes.append(f"raised to the {limits.min_kw:g} kW minimum or switched off")
-    if limits.ramp_kw_per_min is not None and status.power_kw is not None:
+    minimum = running_minimum_kw(limits)
+    if 0 < power < minimum:
+        up = limits.kind != "fuel_cell" or power >= minimum / 2
+        power = minimum if up and minimum <= high else 0.0
+        notes.append(f"{'raised to' if power else 'switched off below'} the {minimum:g} kW "
+                     "running minimum")
+    present = status.power_kw
+    if (limits.ramp_kw_per_min is not None and present is not None
+            and math.isfinite(present)):
         step = limits.ramp_kw_per_min * dt_h * 60.0
-        ramped = min(max(power, status.power_kw - step), status.power_kw + step)
+        ramped = min(max(power, present - step), present + step)
+        if 0 < ramped < minimum:  # between off and the minimum: a start or a stop
+            ramped = minimum if power >= minimum else 0.0
         if ramped != power:
-            notes.append(f"ramp limit {limits.ramp_kw_per_min:g} kW/min")
-            power = ramped
+            notes.append(f"ramp limit {limits.ramp_kw_per_min:g} kW/min from {present:g} kW")
+            power = min(max(ramped, low), high)  # the limits rank above the ramp
+            if 0 < power < minimum:  # the live maximum is below the minimum
+                power = 0.0
     if power != requested_kw:
         notes.append(f"clamped to [{low:g}, {high:g}] kW")
     return Command(
@@ -160,7 +185,16 @@ def clamp(requested_kw: float, limits: DeviceLimits, status: DeviceStatus, *, no
         reason,
         requested_kw if power != requested_kw else None,
         tuple(notes),
+        bounds_kw=(low, high),
     )
+
+
+def running_minimum_kw(limits: DeviceLimits) -> float:
+    """The power below which a running device must be off (0 when it has none): fuel cells,
+    EV chargers and deferrable loads with a ``min_kw``."""
+    if limits.kind in ("fuel_cell", "ev_charger", "deferrable") and limits.min_kw > 0:
+        return limits.min_kw
+    return 0.0
 
 
 def _bounds(limits: DeviceLimits, status: DeviceStatus, dt_h: float,
@@ -201,37 +235,222 @@ def hold_grid_limits(
     import_limit_kw: float,
     export_limit_kw: float,
     present_kw: Mapping[str, float | None] | None = None,
+    margin_kw: float = 0.0,
 ) -> list[Command]:
-    """Trim commands so the grid exchange returns within the site's limits.
+    """Trim commands so the grid exchange stays within the site's limits.
 
     ``grid_kw`` is the measured exchange (import > 0) with the devices at their present
     outputs. With ``present_kw`` (each device's measured output, sign as its command) the
-    exchange the commands will cause is predicted first (:func:`predicted_grid_kw`), so the
-    correction is made once, relative to what the devices do now, and does not flip between
-    the plan and the plan plus a correction on alternate dispatches. Devices without a
-    present output count as already at their command. To cut import: first reduce EV
-    charging, then deferrable loads, then add ESS discharge; to cut export: first add ESS
-    charging, then cap PV. Each adjusted command stays within its device limits.
+    exchange the commands will cause is predicted (:func:`predicted_grid_kw`, pessimistic
+    about ramping units: a fuel cell's rise is counted once measured), so the correction is
+    made relative to what the devices do now; devices without a present output count as
+    already at their command.
+
+    To cut import: first reduce EV charging, then deferrable loads, then add ESS discharge;
+    to cut export: first add ESS charging, then cap PV. Each adjusted command stays within
+    the live bounds :func:`clamp` found (``Command.bounds_kw``; static limits without them),
+    and a charger or load is never left between 0 and its ``min_kw``: a cut that would leave
+    it there switches it off. Commands with reason ``safety`` are never moved.
+
+    ``margin_kw`` is the control margin (``site.grid.limit_margin_kw``): the hold trims the
+    predicted exchange to ``limit - margin``, and a correction in force (a lever device
+    measured beyond its command in the correcting direction, e.g. the battery discharging
+    more than the plan) is kept while the exchange with it released would be above
+    ``limit - 2 x margin``, and released only down to there. So the load's fluctuation
+    between two readings neither carries the exchange over the limit nor makes the devices
+    flip between the plan and the plan plus a correction. The margin is at most a quarter of
+    ``import_limit_kw + export_limit_kw`` (the two bands never overlap).
     """
+    present = present_kw or {}
+    margin = min(max(margin_kw, 0.0), max(import_limit_kw + export_limit_kw, 0.0) / 4.0)
     result = list(commands)
-    grid_after_kw = predicted_grid_kw(result, limits, grid_kw, present_kw or {})
-    excess = grid_after_kw - import_limit_kw
-    if excess > 1e-9:
-        order = (("ev_charger", -1.0), ("deferrable", -1.0), ("ess", +1.0))
-        excess = _shift(result, limits, order, excess, "import")
-    surplus = -grid_after_kw - export_limit_kw
-    if surplus > 1e-9:
-        order = (("ess", -1.0), ("pv", -1.0))
-        _shift(result, limits, order, surplus, "export")
+    result = _hold_side(result, limits, present, grid_kw, "import", import_limit_kw,
+                        export_limit_kw, margin)
+    result = _hold_side(result, limits, present, grid_kw, "export", export_limit_kw,
+                        import_limit_kw, margin)
+    return result
+
+
+Side = Literal["import", "export"]
+
+#: The levers of each side of the hold, in the order they are used.
+_LEVERS: Final[dict[str, tuple[DeviceKind, ...]]] = {
+    "import": ("ev_charger", "deferrable", "ess"),
+    "export": ("ess", "pv"),
+}
+
+
+def _hold_side(commands: list[Command], limits: Mapping[str, DeviceLimits],
+               present: Mapping[str, float | None], grid_kw: float, side: Side,
+               limit_kw: float, other_limit_kw: float, margin_kw: float) -> list[Command]:
+    """One side of :func:`hold_grid_limits`: ``over`` is the predicted import (side
+    ``import``) or export (``export``) against its limit. Neither a kept correction nor a
+    cut takes the other side over its own trim line (the import is predicted pessimistically
+    about ramping units, the export is not, so the two can disagree)."""
+    other: Side = "export" if side == "import" else "import"
+
+    def over(cmds: Sequence[Command], which: Side) -> float:
+        if which == "import":
+            return predicted_grid_kw(cmds, limits, grid_kw, present, pessimistic_import=True)
+        return -predicted_grid_kw(cmds, limits, grid_kw, present)
+
+    trim_at, release_below = limit_kw - margin_kw, limit_kw - 2.0 * margin_kw
+    other_trim = other_limit_kw - margin_kw
+    if over(commands, side) <= release_below + 1e-9:
+        return commands  # well within: the commands as they are, any correction released
+    kept = [_keep(c, limits.get(c.device_id), present.get(c.device_id), side)
+            for c in commands]
+    if over(kept, other) > max(other_trim, over(commands, other)) + 1e-9:
+        kept = list(commands)
+    held = over(kept, side)
+    if held > trim_at + 1e-9:
+        room = other_trim - over(kept, other)
+        return _cut(kept, limits, present, side, min(held - trim_at, max(room, 0.0)))
+    if held >= release_below - 1e-9:
+        return kept  # within the band: the correction in force stays as it is
+    return _release(kept, commands, limits, present, side, release_below - held)
+
+
+def _lever_bounds(command: Command, device: DeviceLimits) -> tuple[float, float]:
+    if command.bounds_kw is not None:
+        return command.bounds_kw
+    if device.kind == "ess":
+        return -device.max_charge_kw, device.max_discharge_kw
+    if device.kind == "ev_charger":
+        return -device.max_discharge_kw, device.max_charge_kw
+    return 0.0, device.max_charge_kw
+
+
+def _movable(command: Command, device: DeviceLimits | None, side: Side) -> bool:
+    return (device is not None and command.reason != "safety"
+            and device.kind in _LEVERS[side])
+
+
+def _as_limit(command: Command, power_kw: float, note: str) -> Command:
+    return replace(command, power_kw=power_kw, reason="limit",
+                   requested_kw=command.requested_kw if command.requested_kw is not None
+                   else command.power_kw, notes=(*command.notes, note))
+
+
+def _keep(command: Command, device: DeviceLimits | None, present: float | None,
+          side: Side) -> Command:
+    """The command with a correction in force kept: a lever device measured beyond its
+    command in the correcting direction is held at its present output (within bounds)."""
+    if not _movable(command, device, side) or present is None or not math.isfinite(present):
+        return command
+    assert device is not None
+    low, high = _lever_bounds(command, device)
+    power = command.power_kw
+    if device.kind == "ess" and side == "import":
+        kept = min(present, high)  # more discharge (less charging) than the command
+        beyond = kept > power + 1e-9
+    elif device.kind == "ess":
+        kept = max(present, low)  # more charging than the command
+        beyond = kept < power - 1e-9
+    else:  # EV charging, deferrable load, PV cap: below the command, never below 0
+        kept = max(present, 0.0)
+        minimum = running_minimum_kw(device)
+        if 0 < kept < minimum:
+            kept = minimum  # never between 0 and min_kw
+        beyond = power > 0 and kept < power - 1e-9
+    if not beyond:
+        return command
+    return _as_limit(command, kept, f"kept at its measured {present:g} kW while the "
+                     f"{side} limit is held")
+
+
+def _cut(commands: list[Command], limits: Mapping[str, DeviceLimits],
+         present: Mapping[str, float | None], side: Side, amount_kw: float) -> list[Command]:
+    """Move lever commands (by kind, in order) until ``amount_kw`` less import (export) is
+    predicted."""
+    result = list(commands)
+    for kind in _LEVERS[side]:
+        for i, command in enumerate(result):
+            device = limits.get(command.device_id)
+            if amount_kw <= 1e-9:
+                return result
+            if not _movable(command, device, side) or device is None or device.kind != kind:
+                continue
+            low, high = _lever_bounds(command, device)
+            power = command.power_kw
+            if kind == "ess" and side == "import":
+                new = power + min(max(high - power, 0.0), amount_kw)
+                moved = new - power
+            elif kind == "ess":
+                new = power - min(max(power - low, 0.0), amount_kw)
+                moved = power - new
+            elif kind == "pv":
+                output = present.get(command.device_id)
+                effective = (min(power, output) if output is not None and math.isfinite(output)
+                             else power)  # the cap bites only below the output
+                new = max(effective - amount_kw, 0.0)
+                moved = max(effective - new, 0.0)
+            else:  # EV charging, deferrable load: down, never between 0 and min_kw
+                if power <= 0:
+                    continue
+                new = power - min(power, amount_kw)
+                if 0 < new < running_minimum_kw(device):
+                    new = 0.0  # switched off: cuts more than asked
+                moved = power - new
+            if moved <= 1e-9:
+                continue
+            amount_kw -= moved
+            result[i] = _as_limit(command, new, f"{moved:g} kW moved to hold the {side} "
+                                  "limit")
+    return result
+
+
+def _release(kept: list[Command], commands: Sequence[Command],
+             limits: Mapping[str, DeviceLimits], present: Mapping[str, float | None],
+             side: Side, budget_kw: float) -> list[Command]:
+    """Move kept corrections back toward their commands (levers in reverse order) by at
+    most ``budget_kw`` more import (export)."""
+    result = list(kept)
+    for kind in reversed(_LEVERS[side]):
+        for i, (now, planned) in enumerate(zip(result, commands, strict=True)):
+            device = limits.get(now.device_id)
+            if budget_kw <= 1e-9:
+                return result
+            if device is None or device.kind != kind or now is planned:
+                continue
+            gap = planned.power_kw - now.power_kw  # > 0: the command is above the kept value
+            if kind == "ess":
+                step = max(-gap if side == "import" else gap, 0.0)
+                delta = min(step, budget_kw)
+                new = now.power_kw + (-delta if side == "import" else delta)
+            elif kind == "pv":  # counted in full: the output may rise up to the cap
+                delta = min(max(gap, 0.0), budget_kw)
+                new = now.power_kw + delta
+            else:
+                delta = min(max(gap, 0.0), budget_kw)
+                new = now.power_kw + delta
+                minimum = running_minimum_kw(device)
+                if 0 < new < minimum and new < planned.power_kw - 1e-9:
+                    if minimum - now.power_kw > budget_kw + 1e-9:
+                        continue  # back on only at its minimum, which the budget lacks
+                    new, delta = minimum, minimum - now.power_kw
+            if delta <= 1e-9:
+                continue
+            budget_kw -= delta
+            result[i] = planned if abs(new - planned.power_kw) <= 1e-9 else replace(
+                now, power_kw=new, notes=(*planned.notes, f"correction for the {side} limit "
+                                          f"released to {new:g} kW"))
     return result
 
 
 def predicted_grid_kw(commands: Sequence[Command], limits: Mapping[str, DeviceLimits],
-                      grid_kw: float, present_kw: Mapping[str, float | None]) -> float:
+                      grid_kw: float, present_kw: Mapping[str, float | None], *,
+                      pessimistic_import: bool = False) -> float:
     """The grid exchange (import > 0) once ``commands`` replace the present outputs.
 
     Sources (ESS, fuel cell) lower import by what they add; sinks (EV charging, deferrable
-    loads) raise it; a PV cap below the present output raises it by the cut."""
+    loads) raise it; a PV cap below the present output raises it by the cut. A device whose
+    present output is unknown counts as already at its command.
+
+    ``pessimistic_import`` leaves out the changes of ramp-limited devices (fuel cells with
+    ``ramp_kw_per_min``) that lower the import: such a unit moves at its ramp rate, so most
+    of the change comes after the next reading (at 50 kW/min, 4 kW of a 50 kW step within a
+    5 s poll); it is counted once measured. The grid-limit hold predicts the import so."""
     grid = grid_kw
     for command in commands:
         device = limits.get(command.device_id)
@@ -239,11 +458,16 @@ def predicted_grid_kw(commands: Sequence[Command], limits: Mapping[str, DeviceLi
         if device is None or present is None or not math.isfinite(present):
             continue
         if device.kind in ("ess", "fuel_cell"):
-            grid -= command.power_kw - present
+            change = -(command.power_kw - present)
         elif device.kind in ("ev_charger", "deferrable"):
-            grid += command.power_kw - present
+            change = command.power_kw - present
         elif device.kind == "pv":
-            grid += max(present - command.power_kw, 0.0)
+            change = max(present - command.power_kw, 0.0)
+        else:
+            continue
+        if pessimistic_import and change < 0 and device.ramp_kw_per_min is not None:
+            continue
+        grid += change
     return grid
 
 
@@ -296,7 +520,8 @@ def conservative_commands(
        output (``min_kw`` while it runs), a PV cap never below the present PV output;
     3. raises generation toward the command (ESS discharge, V2G, fuel cell, in command
        order) only within the export headroom ``export_limit_kw + grid_estimate_kw``
-       (the estimate after steps 1-2; :func:`estimated_grid_kw`); none without an estimate;
+       (the estimate after steps 1-2; :func:`estimated_grid_kw`); none without an estimate,
+       and a fuel cell that is off starts only if the headroom reaches its ``min_kw``;
     4. if the estimate exceeds the export limit, PV caps go below the present PV output by
        the excess (the only cut of generation, and only while the site exports).
 
@@ -333,10 +558,13 @@ def conservative_commands(
     headroom = export_limit_kw + predicted_grid_kw(result, site, grid_estimate_kw, present_kw)
     for i, extra in extra_kw.items():
         granted = min(extra, max(headroom, 0.0))
+        command = result[i]
+        device = limits[command.device_id]
+        if device.kind == "fuel_cell" and 0 < command.power_kw + granted < device.min_kw:
+            continue  # a fuel cell cannot run below min_kw: it does not start
         if granted <= 1e-9:
             continue
         headroom -= granted
-        command = result[i]
         sign = -1.0 if limits[command.device_id].kind == "ev_charger" else 1.0  # V2G < 0
         result[i] = replace(command, power_kw=command.power_kw + sign * granted,
                             notes=(*command.notes,
@@ -400,36 +628,3 @@ def _as_conservative(command: Command, power_kw: float, note: str) -> Command:
                    else (command.power_kw if not math.isclose(power_kw, command.power_kw,
                                                               abs_tol=1e-9) else None),
                    notes=(*command.notes, note))
-
-
-def _shift(commands: list[Command], limits: Mapping[str, DeviceLimits],
-           order: Sequence[tuple[DeviceKind, float]], amount_kw: float, what: str) -> float:
-    """Move commands in ``direction`` (by kind, in order) until ``amount_kw`` is covered."""
-    for kind, direction in order:
-        for i, command in enumerate(commands):
-            device = limits.get(command.device_id)
-            if amount_kw <= 1e-9 or device is None or device.kind != kind:
-                continue
-            if command.reason == "safety":
-                continue  # a device in its safe state is not touched
-            if direction > 0:
-                room = device.max_discharge_kw - command.power_kw
-            elif kind == "ess":
-                room = command.power_kw + device.max_charge_kw
-            elif kind == "ev_charger":
-                room = max(command.power_kw, 0.0)
-            else:
-                room = command.power_kw
-            delta = min(max(room, 0.0), amount_kw)
-            if delta <= 0:
-                continue
-            amount_kw -= delta
-            commands[i] = replace(
-                command,
-                power_kw=command.power_kw + direction * delta,
-                reason="limit",
-                requested_kw=command.requested_kw
-                if command.requested_kw is not None else command.power_kw,
-                notes=(*command.notes, f"{delta:g} kW moved to hold the {what} limit"),
-            )
-    return amount_kw

@@ -328,15 +328,22 @@ class Runtime:
         site_grid = self.config.site.grid
         if grid.status == "known" and grid.kw is not None:
             self.watch.grid_known(now)
+            margin_kw = site_grid.control_margin_kw()
             import_limit_kw = site_grid.import_limit_kw
             dr_cap_kw = import_cap_kw(self.dr_commitments, now)
             if dr_cap_kw is not None:
-                import_limit_kw = min(import_limit_kw, dr_cap_kw)
-            present = {d: self.state.status(d).power_kw for d in self.limits}
-            return hold_grid_limits(commands, self.limits, grid_kw=grid.kw,
+                # the cap is a 15-minute mean: the hold aims at the cap itself
+                import_limit_kw = min(import_limit_kw, dr_cap_kw + margin_kw)
+            # devices on their own trading meter do not move the grid meter: not held
+            outside = [c for c in commands if c.device_id in self.watch.outside]
+            inside = [c for c in commands if c.device_id not in self.watch.outside]
+            present = {d: self.state.status(d).power_kw for d in self.limits
+                       if d not in self.watch.outside}
+            limits = {d: v for d, v in self.limits.items() if d not in self.watch.outside}
+            return hold_grid_limits(inside, limits, grid_kw=grid.kw,
                                     import_limit_kw=import_limit_kw,
                                     export_limit_kw=site_grid.export_limit_kw,
-                                    present_kw=present)
+                                    present_kw=present, margin_kw=margin_kw) + outside
         if grid.status == "none":
             return commands
         if grid.status == "unknown":

@@ -376,3 +376,202 @@ def test_fallback_without_a_net_load_asks_nothing_and_stale_devices_get_safe_sta
                                          stale={"fc-1"})
     assert [c.power_kw for c in commands] == [0.0, 1.4, 60.0]
     assert [c.reason for c in commands] == ["fallback", "fallback", "safety"]
+
+
+# ---------------------------------------------------------------- fault campaign (b), (d)
+# Each class of violation part (b) of benchmarks/fault_campaign.py found, and the
+# grid-limit hold's margin and settling, by hand arithmetic.
+
+BUSAN_FC = DeviceLimits("h2-fc-1", "fuel_cell", max_charge_kw=500, min_kw=150, safe_kw=150,
+                        ramp_kw_per_min=50)
+ONE_MIN = timedelta(minutes=1)  # the Busan site's setpoint expiry: a 50 kW ramp step
+
+
+def _fc(request_kw: float, present_kw: float | None, limits: DeviceLimits = BUSAN_FC) -> float:
+    return clamp(request_kw, limits, status(limits.device_id, power_kw=present_kw), now=NOW,
+                 expiry=ONE_MIN, dt_h=1 / 60).power_kw
+
+
+def test_a_fuel_cell_stopping_is_never_commanded_between_0_and_its_minimum():
+    # The Busan night: the plan stops the fuel cells (0 kW). From 195 kW a 50 kW ramp step
+    # gave 145 kW, below the 150 kW minimum, which the unit runs at 150 kW: it never
+    # stopped (from 150 kW the step gave 100 kW, again 150 kW in the unit). Below the
+    # minimum the unit stops: 0 kW.
+    assert _fc(0.0, 195.0) == 0.0
+    assert _fc(0.0, 150.0) == 0.0
+    # within the running range the ramp applies as before: 400 -> 350 kW
+    assert _fc(0.0, 400.0) == pytest.approx(350.0)
+
+
+def test_a_fuel_cell_starting_gets_its_minimum_not_a_ramp_step_below_it():
+    # Off (0 kW) and asked for 300 kW: a 50 kW ramp step would ask 50 kW, below 150. The
+    # start is the unit's own sequence: 150 kW, then the ramp from there.
+    assert _fc(300.0, 0.0) == 150.0
+    assert _fc(300.0, 90.0) == 150.0  # still starting (90 + 50 < 150)
+    assert _fc(300.0, 150.0) == pytest.approx(200.0)
+
+
+def test_a_fuel_cell_measured_above_its_maximum_gets_its_maximum():
+    # 510 kW measured (a reading 2 % high), 500 kW asked, a 10 s command: the ramp step of
+    # 50 kW/min x 10 s = 8.33 kW allowed 501.67-518.33 kW, above the 500 kW maximum (the
+    # old clamp sent 501.67 kW); the limit ranks above the ramp.
+    cmd = clamp(500.0, BUSAN_FC, status("h2-fc-1", power_kw=510.0), now=NOW,
+                expiry=timedelta(seconds=10), dt_h=10 / 3600)
+    assert cmd.power_kw == 500.0
+
+
+def test_a_fuel_cell_request_below_its_minimum_goes_to_the_nearer_of_0_and_minimum():
+    # No ramp in play (unknown present output): below min_kw / 2 = 75 kW -> 0, else 150 kW.
+    assert _fc(145.0, None) == 150.0
+    assert _fc(75.0, None) == 150.0
+    assert _fc(74.0, None) == 0.0
+    # chargers keep rising to their minimum (a car's need is not cut to nothing)
+    plugged = status("evc-1", ev_connected=True)
+    assert clamp(0.3, EV, plugged, now=NOW, expiry=EXPIRY, dt_h=DT_H).power_kw == 1.4
+
+
+def test_hold_adds_ess_discharge_only_within_the_live_limits():
+    limits = {"ess-1": ESS}
+    # The battery reports 30 kW available (nameplate 100 kW); SOC 0.5 allows far more.
+    live = clamp(0.0, ESS, status("ess-1", soc=0.5, available_discharge_kw=30.0), now=NOW,
+                 expiry=EXPIRY, dt_h=DT_H)
+    assert live.bounds_kw == (-100.0, 30.0)
+    # 80 kW over the limit: the old hold moved the discharge to 80 kW; now 30 kW, the rest
+    # cannot be held by this battery.
+    held = hold_grid_limits([live], limits, grid_kw=130.0, import_limit_kw=50.0,
+                            export_limit_kw=800.0, present_kw={"ess-1": 0.0})
+    assert held[0].power_kw == pytest.approx(30.0) and held[0].reason == "limit"
+    # SOC 0.15: (0.15 - 0.10) x 200 kWh x 0.95 / 0.25 h = 38 kW over the command's life
+    low_soc = clamp(0.0, ESS, status("ess-1", soc=0.15), now=NOW, expiry=EXPIRY, dt_h=DT_H)
+    held = hold_grid_limits([low_soc], limits, grid_kw=130.0, import_limit_kw=50.0,
+                            export_limit_kw=800.0, present_kw={"ess-1": 0.0})
+    assert held[0].power_kw == pytest.approx(38.0)
+
+
+def test_hold_never_leaves_a_charger_or_load_between_0_and_its_minimum():
+    ev = DeviceLimits("evc-1", "ev_charger", max_charge_kw=11, min_kw=6)
+    pump = DeviceLimits("pump-1", "deferrable", max_charge_kw=60, min_kw=40)
+    limits = {"evc-1": ev, "pump-1": pump}
+    commands = [Command("evc-1", 11.0, NOW + EXPIRY, "plan"),
+                Command("pump-1", 60.0, NOW + EXPIRY, "plan")]
+    present = {"evc-1": 11.0, "pump-1": 60.0}
+
+    def hold(grid_kw: float) -> list[float]:
+        return [c.power_kw for c in hold_grid_limits(
+            commands, limits, grid_kw=grid_kw, import_limit_kw=100.0, export_limit_kw=0.0,
+            present_kw=present)]
+
+    assert hold(103.0) == [8.0, 60.0]  # 3 kW over: 11 -> 8 kW, above the 6 kW minimum
+    # 7 kW over: 11 -> 4 kW would be below the minimum: the charger is switched off (11 kW
+    # less, 4 more than asked; the old hold left it at 4 kW)
+    assert hold(107.0) == [0.0, 60.0]
+    # 25 kW over: the charger's 11 kW, then the pump 60 -> 46 kW (>= 40)
+    assert hold(125.0) == [0.0, 46.0]
+    # 35 kW over: the pump would go to 36 kW, below its 40 kW minimum: off
+    assert hold(135.0) == [0.0, 0.0]
+
+
+def test_hold_caps_pv_below_its_output_not_below_its_cap():
+    limits = {"pv-1": PV}
+    commands = [Command("pv-1", 92.0, NOW + EXPIRY, "plan")]
+    # Exporting 830 kW against 800 with PV giving 50 kW under a 92 kW cap: the cap must go
+    # to 50 - 30 = 20 kW (the old hold set 92 - 30 = 62 kW, above the output: no effect).
+    held = hold_grid_limits(commands, limits, grid_kw=-830.0, import_limit_kw=1500.0,
+                            export_limit_kw=800.0, present_kw={"pv-1": 50.0})
+    assert held[0].power_kw == pytest.approx(20.0)
+
+
+def test_hold_trims_to_the_limit_minus_the_margin():
+    limits = {"ess-1": ESS}
+    plan = [Command("ess-1", 0.0, NOW + EXPIRY, "plan")]
+    # 60 kW measured, 50 kW limit, 4 kW margin: trimmed to 46 kW -> 14 kW of discharge.
+    held = hold_grid_limits(plan, limits, grid_kw=60.0, import_limit_kw=50.0,
+                            export_limit_kw=800.0, present_kw={"ess-1": 0.0}, margin_kw=4.0)
+    assert held[0].power_kw == pytest.approx(14.0)
+    # export: -830 kW against 800 with 10 kW margin: 40 kW more charging
+    held = hold_grid_limits(plan, limits, grid_kw=-830.0, import_limit_kw=1500.0,
+                            export_limit_kw=800.0, present_kw={"ess-1": 0.0}, margin_kw=10.0)
+    assert held[0].power_kw == pytest.approx(-40.0)
+
+
+def _plant_run(margin_kw: float, base_kw: list[float]) -> list[tuple[float, float, float]]:
+    """A simple plant: base load, a charger and a battery that follow their commands at
+    once; grid = base + charging - discharge, read before each dispatch. The plan asks
+    10 kW of charging and 20 kW of discharge throughout. (charger, battery, import) per
+    dispatch."""
+    ev = DeviceLimits("evc-1", "ev_charger", max_charge_kw=11)
+    limits = {"evc-1": ev, "ess-1": ESS}
+    plan = [Command("evc-1", 10.0, NOW + EXPIRY, "plan"),
+            Command("ess-1", 20.0, NOW + EXPIRY, "plan")]
+    outputs = {"evc-1": 10.0, "ess-1": 20.0}
+    out = []
+    for base in base_kw:
+        grid = base + outputs["evc-1"] - outputs["ess-1"]
+        held = hold_grid_limits(plan, limits, grid_kw=grid, import_limit_kw=50.0,
+                                export_limit_kw=0.0, present_kw=dict(outputs),
+                                margin_kw=margin_kw)
+        outputs = {c.device_id: c.power_kw for c in held}
+        out.append((outputs["evc-1"], outputs["ess-1"], grid))
+    return out
+
+
+def test_the_hold_settles_on_a_fluctuating_load_instead_of_flipping():
+    # The base load alternates 64 / 60 kW between readings (the Busan run's flip-flop: the
+    # plan's import, 54 / 50 kW, straddles the 50 kW limit).
+    base = [64.0, 60.0] * 4
+    # Without a margin each dispatch trims to exactly 50 kW from the last reading: the
+    # charger flips between the plan's 10 kW and 6 kW (54 - 50 = 4 kW cut) at every
+    # dispatch, and every other reading is 4 kW over the limit.
+    flipping = _plant_run(0.0, base)
+    assert [ev for ev, _, _ in flipping[1:]] == [10.0, 6.0] * 3 + [10.0]
+    # With a 5 kW margin: trimmed to 45 kW (64 + 10 - 20 = 54: 9 kW cut, 10 -> 1 kW); at
+    # the next reading (60 kW base) the import with the cut kept is 60 + 1 - 20 = 41 kW,
+    # within the band [40, 45]: kept. From then on 41 / 45 kW, the same commands.
+    settled = _plant_run(5.0, base)
+    assert [(ev, ess) for ev, ess, _ in settled] == [(pytest.approx(1.0), 20.0)] * 8
+    assert [grid for _, _, grid in settled[1:]] == pytest.approx([41.0, 45.0] * 3 + [41.0])
+    # The base load falls for good (40 kW): the import with the cut released would be 30 kW,
+    # below 40: the charger gets the plan's 10 kW back.
+    released = _plant_run(5.0, [*base, 40.0, 40.0])
+    assert released[-1][:2] == (10.0, 20.0)
+
+
+def test_the_hold_does_not_count_a_ramping_fuel_cell_rise_until_measured():
+    limits = {"fc-1": FC}  # 20 kW/min ramp
+    commands = [Command("fc-1", 120.0, NOW + EXPIRY, "plan")]
+    present = {"fc-1": 100.0}
+    # The rise of 20 kW comes at 20 kW/min, after the next reading: not counted for the
+    # import limit; a fall would be.
+    assert predicted_grid_kw(commands, limits, 50.0, present) == pytest.approx(30.0)
+    assert predicted_grid_kw(commands, limits, 50.0, present,
+                             pessimistic_import=True) == pytest.approx(50.0)
+    down = [Command("fc-1", 80.0, NOW + EXPIRY, "plan")]
+    assert predicted_grid_kw(down, limits, 50.0, present,
+                             pessimistic_import=True) == pytest.approx(70.0)
+
+
+def test_conservative_commands_do_not_start_a_fuel_cell_below_its_minimum():
+    statuses = {"fc-1": status("fc-1", power_kw=0.0)}  # off
+    commands = [Command("fc-1", 150.0, NOW + EXPIRY, "plan")]
+    # Importing 30 kW (estimate) with a 10 kW export limit: 40 kW of headroom, less than
+    # the 60 kW minimum: the old rule started the unit at 40 kW; it stays off.
+    out = _conservative(commands, statuses, grid_estimate_kw=30.0)
+    assert out[0].power_kw == 0.0
+    # with 60 kW of headroom it starts at 60 kW
+    out = _conservative(commands, statuses, grid_estimate_kw=50.0)
+    assert out[0].power_kw == pytest.approx(60.0)
+
+
+def test_the_default_control_margin():
+    from cems.config.model import GridConnection
+
+    def grid(**kwargs) -> GridConnection:
+        return GridConnection(tariff_plan="general_b_high_a_2", export_limit_kw=50, **kwargs)
+
+    # 5 % of the contract power, at most 15 % of the import limit
+    assert grid(contract_power_kw=1500, import_limit_kw=1500).control_margin_kw() == 75.0
+    # the fault campaign's site (d): min(5 % x 100, 15 % x 20) = 3 kW
+    assert grid(contract_power_kw=100, import_limit_kw=20).control_margin_kw() == \
+        pytest.approx(3.0)
+    assert grid(contract_power_kw=100, import_limit_kw=20,
+                limit_margin_kw=1.5).control_margin_kw() == 1.5
