@@ -43,20 +43,30 @@ def participant_usage(config: SiteConfig, store: TelemetryStore, start: datetime
     :class:`cems.errors.InputError` naming a meter without data."""
     from cems.reports.data import household_usage
 
+    meters = participants(config)
+    # two queries for all participants (one per meter took 15 s on a 300-household site)
+    stored = store.readings(device=meters, quantity="import_kwh", start=start, end=end)
+    delivered = store.readings(device=meters, quantity="community_supply_kwh", start=start,
+                               end=end)
+    stored_by = dict(tuple(stored.groupby("device"))) if not stored.empty else {}
+    supply_by = dict(tuple(delivered.groupby("device"))) if not delivered.empty else {}
     frames = []
-    for meter in participants(config):
-        usage = household_usage(config, store, meter, start, end)
-        delivered = store.readings(device=meter, quantity="community_supply_kwh", start=start,
-                                   end=end)
-        supply = (pd.Series(delivered["value"].to_numpy(float),
-                            index=pd.DatetimeIndex(delivered["time"]))
-                  .groupby(level=0).sum() if not delivered.empty else pd.Series(dtype=float))
-        index = pd.DatetimeIndex(usage.index)
+    for meter in meters:
+        rows = stored_by.get(meter)
+        if rows is not None:
+            index = pd.DatetimeIndex(rows["time"])
+            use_kwh = rows["value"].to_numpy(float)
+        else:  # not in the store: the meter's AMI source, or an error naming it
+            usage = household_usage(config, store, meter, start, end)
+            index = pd.DatetimeIndex(usage.index)
+            use_kwh = usage["import_kwh"].to_numpy(float)
+        got = supply_by.get(meter)
+        supply = (pd.Series(got["value"].to_numpy(float), index=pd.DatetimeIndex(got["time"]))
+                  .groupby(level=0).sum() if got is not None else None)
         frames.append(pd.DataFrame({
-            "timestamp": index, "meter_id": meter,
-            "import_kwh": usage["import_kwh"].to_numpy(float),
+            "timestamp": index, "meter_id": meter, "import_kwh": use_kwh,
             "community_supply_kwh": supply.reindex(index.tz_convert("UTC")).fillna(0.0)
-            .to_numpy(float) if len(supply) else 0.0}))
+            .to_numpy(float) if supply is not None else 0.0}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -128,12 +128,13 @@ class TelemetryStore:
     def readings(
         self,
         *,
-        device: str | None = None,
+        device: str | Sequence[str] | None = None,
         quantity: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pd.DataFrame:
-        """Readings in ``[start, end)`` as a frame (``time`` in UTC), oldest first."""
+        """Readings in ``[start, end)`` as a frame (``time`` in UTC), oldest first; ``device``
+        one id or several (one query for many meters)."""
         table = schema.readings
         query = select(table).order_by(table.c.ts_us, table.c.device, table.c.quantity)
         query = query.where(*_filters(table, device, quantity, start, end, table.c.ts_us))
@@ -585,12 +586,14 @@ def _reading_record(row: ReadingRow) -> tuple[Any, ...]:
 
 
 def _filters(
-    table: Any, device: str | None, quantity: str | None, start: datetime | None,
-    end: datetime | None, time_column: Any,
+    table: Any, device: str | Sequence[str] | None, quantity: str | None,
+    start: datetime | None, end: datetime | None, time_column: Any,
 ) -> list[Any]:
     conditions = []
-    if device is not None:
+    if isinstance(device, str):
         conditions.append(table.c.device == device)
+    elif device is not None:
+        conditions.append(table.c.device.in_(list(device)))
     if quantity is not None:
         conditions.append(table.c.quantity == quantity)
     if start is not None:
