@@ -1,9 +1,12 @@
-"""``cems serve SITE.yaml [--host 127.0.0.1 --port 8000] [--db URL]``: the web dashboard and
-REST API under uvicorn (sessions in ``<data_dir>/web_sessions.sqlite``)."""
+"""``cems serve SITE.yaml [--host 127.0.0.1 --port 8000] [--db URL] [--allowed-host HOST]``:
+the web dashboard and REST API under uvicorn (sessions in
+``<data_dir>/web_sessions.sqlite``; access log without query strings on sensitive paths,
+:func:`cems.web.guard.redact_target`)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,10 @@ def register(subparsers: Any) -> None:
                         help="comma-separated addresses of reverse proxies whose "
                         "X-Forwarded-For/-Proto headers are trusted (client address for the "
                         "login throttle, https for Secure cookies); default: none")
+    parser.add_argument("--allowed-host", metavar="HOST", action="append", default=[],
+                        help="a Host header the server answers (repeat for several; "
+                        "'*.example.kr' for subdomains); others get 400. Default: any "
+                        "(bound to loopback); set it when a proxy forwards public traffic")
     parser.set_defaults(handler=run)
 
 
@@ -40,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cems.store import open_store
     from cems.web.app import create_app
+    from cems.web.guard import AccessLogFilter
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: use 1-65535")
@@ -50,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
     if not users:
         raise InputError("no users yet: add one with `cems users add SITE.yaml NAME --role "
                          "operator`")
+    hosts = [h.strip() for h in args.allowed_host if h.strip()]
     store = open_store(args.db, data_dir=config.site.data_dir)
-    app = create_app(config, store, users, session_ttl_s=args.session_minutes * 60)
+    app = create_app(config, store, users, session_ttl_s=args.session_minutes * 60,
+                     allowed_hosts=hosts or None)
     proxies = args.forwarded_allow_ips.strip()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False,
-                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
-                timeout_graceful_shutdown=5)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="info", server_header=False,
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+        timeout_graceful_shutdown=5))
+    # after uvicorn has set up its loggers: no credentials or household ids from URLs
+    logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())
+    server.run()
     return 0

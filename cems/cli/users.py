@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
                                    "with --password-stdin, from the first line of stdin.")
     sub = parser.add_subparsers(dest="users_command", metavar="ACTION")
     sub.required = True
-    add = sub.add_parser("add", help="add or replace a user")
+    add = sub.add_parser("add", help="add a user (--replace to replace an existing one)")
     add.add_argument("site", help="site YAML file")
     add.add_argument("username")
     add.add_argument("--role", choices=ROLES, required=True)
@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from stdin instead of prompting")
     add.add_argument("--users", type=Path, help="users file")
+    add.add_argument("--replace", action="store_true",
+                     help="replace the user if the name exists (new password, role and "
+                     "household; their sessions end at the next start of `cems serve`)")
     add.set_defaults(handler=run_add)
     listing = sub.add_parser("list", help="list users (no hashes)")
     listing.add_argument("site")
@@ -49,19 +52,26 @@ def users_path(site: str, given: Path | None) -> Path:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    """Add a user."""
+    """Add a user; an existing name is refused unless ``--replace`` (exit 2)."""
     config = load_site(args.site)
+    path = args.users or Path(config.site.data_dir) / USERS_FILE_NAME
+    users = UserFile(path)
+    existing = users.users().get(args.username)
+    if existing is not None and not args.replace:
+        raise InputError(f"user {args.username!r} already exists in {path} (role "
+                         f"{existing.role}); pass --replace to replace it, or choose "
+                         "another name")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = getpass.getpass(f"password for {args.username}: ")
         if getpass.getpass("again: ") != password:
             raise InputError("the passwords differ")
-    path = args.users or Path(config.site.data_dir) / USERS_FILE_NAME
-    UserFile(path).add(args.username, args.role, password, args.household,
-                       known_households={h.id for h in config.households})
-    print(f"user {args.username} ({args.role}) saved in {path}; restart `cems serve` to "
-          "apply (a replaced user's sessions end)")
+    users.add(args.username, args.role, password, args.household,
+              known_households={h.id for h in config.households})
+    replaced = " (replaced; their sessions end)" if existing is not None else ""
+    print(f"user {args.username} ({args.role}) saved in {path}{replaced}; restart "
+          "`cems serve` to apply")
     return 0
 
 

@@ -191,6 +191,9 @@ class DailyReport:
     brokerage: dict[str, Any] | None = None
     """Bid against delivered through the trading meters per hour, the KPX forecast error
     and the priced deviation (:func:`cems.markets.traded.bid_vs_delivered`)."""
+    coverage: dict[str, Any] | None = None
+    """Which of the day's 15-minute intervals were measured (:func:`coverage`), so that
+    pages say "no data" rather than show the zeros the figures count missing intervals as."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report (``kpi_labels``: the label and unit of each figure)."""
@@ -200,7 +203,8 @@ class DailyReport:
             "kpi_labels": kpi_labels(self.kpis),
             "forecast_accuracy": self.forecast_accuracy, "alarms": list(self.alarms),
             "bids": list(self.bids), "dr_events": list(self.dr_events),
-            "brokerage": self.brokerage, "notes": list(self.notes),
+            "brokerage": self.brokerage, "coverage": self.coverage,
+            "notes": list(self.notes),
         }
 
 
@@ -262,8 +266,11 @@ def daily_report(config: SiteConfig, store: TelemetryStore, day: date) -> DailyR
                        else _r((actual_kw[both] - planned[both]).abs().mean())),
         })
     accuracy = _forecast_accuracy(config, schedule, flows, notes)
-    series = pd.DataFrame({"actual_grid_kw": (frame["grid_import_kwh"]
-                                              - frame["grid_export_kwh"]) / STEP_H})
+    measured = measured_intervals(config, store, flows, start, end)
+    # the chart's actual line: the flows' grid exchange where measured, a gap elsewhere
+    series = pd.DataFrame({"actual_grid_kw": ((frame["grid_import_kwh"]
+                                               - frame["grid_export_kwh"]) / STEP_H
+                                              ).where(measured)})
     meter = config.site.grid.meter
     if meter and meter in plan:
         series["planned_grid_kw"] = plan[meter].reindex(index)
@@ -275,7 +282,37 @@ def daily_report(config: SiteConfig, store: TelemetryStore, day: date) -> DailyR
         brokerage = None
     return DailyReport(day, config.site.name, tuple(assets), kpis, accuracy,
                        _alarms(store, start, end), _bids(store, day),
-                       _dr_events(store, start, end), series, tuple(notes), brokerage)
+                       _dr_events(store, start, end), series, tuple(notes), brokerage,
+                       coverage(measured, tz))
+
+
+def measured_intervals(config: SiteConfig, store: TelemetryStore, flows: Flows,
+                       start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """Per interval of ``flows`` (UTC index), whether it was measured: the site's grid meter
+    had a reading there (15-minute aggregate, else good raw readings, as the flows read
+    them); without grid-meter data, whether any of the flows' devices had one."""
+    index = flows.index
+    meter = config.site.grid.meter
+    devices = ([meter] if meter and meter in flows.assets.columns
+               else [str(d) for d in flows.assets.columns])
+    have = np.zeros(len(index), dtype=bool)
+    for device in devices:
+        kwh = data.power_kwh(store, device, start, end)
+        if len(kwh):
+            starts = pd.DatetimeIndex(kwh.index).tz_convert("UTC").as_unit("s").asi8
+            have |= np.isin(index.as_unit("s").asi8, starts)
+    return pd.Series(have, index=index)
+
+
+def coverage(measured: pd.Series, tz: str) -> dict[str, Any]:
+    """``{"intervals", "measured", "first", "last"}``: how many of the day's 15-minute
+    intervals were measured, the first measured interval's start and the last one's end
+    (ISO 8601 in the site's zone; None when nothing was measured)."""
+    times = pd.DatetimeIndex(measured.index[measured.to_numpy(dtype=bool)]).tz_convert(tz)
+    return {"intervals": len(measured), "measured": len(times),
+            "first": times[0].isoformat() if len(times) else None,
+            "last": (times[-1] + pd.Timedelta(hours=STEP_H)).isoformat() if len(times)
+            else None}
 
 
 def _forecast_accuracy(config: SiteConfig, schedule: pd.DataFrame, flows: Flows,

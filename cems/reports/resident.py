@@ -41,6 +41,11 @@ from cems.reports.savings import (
 from cems.store import TelemetryStore
 
 
+class NoMonthDataError(InputError):
+    """The household's meter has no interval data for the month (yet): the web page says
+    so instead of failing; the message names the meter and the period."""
+
+
 def delivery(config: SiteConfig, household: Household) -> Delivery:
     """How the community's assets reach ``household`` (see the module docstring)."""
     grid = config.site.grid
@@ -88,9 +93,9 @@ def resident_month(config: SiteConfig, store: TelemetryStore, household_id: str,
     notes: list[str] = []
     try:
         usage: pd.DataFrame | None = data.household_usage(config, store, h.meter, start, end)
-    except InputError:
+    except InputError as exc:
         if how != "through_site":
-            raise
+            raise NoMonthDataError(str(exc)) from exc
         usage = None
         notes.append(f"meter {h.meter}: no interval data this month")
     supplied = sources = fuel_intensity = None

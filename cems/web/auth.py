@@ -4,29 +4,38 @@ Users live in a JSON file (default ``<data_dir>/users.json``, written with mode 
 ``{"schema_version": 1, "users": [{"username", "role", "household_id", "password_hash"}]}``.
 Passwords are hashed with Argon2id through ``pwdlib``; the plain password is never stored or
 logged. Failed logins are throttled per username and per client address
-(:class:`LoginThrottle`). Sessions are in :mod:`cems.web.sessions`.
+(:class:`LoginThrottle`), the attempt counted before the password is checked, and the checks
+themselves are capped in number and run in threads of their own (:class:`LoginGate`), so
+parallel guesses get 429 instead of memory and CPU. Sessions are in :mod:`cems.web.sessions`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import ipaddress
 import json
+import math
 import os
 import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pwdlib import PasswordHash
 
-from cems.errors import InputError
+from cems.errors import CemsError, InputError
 
 ROLES = ("operator", "broker", "resident")
 USERS_FILE_NAME = "users.json"
 MIN_PASSWORD_LENGTH = 10
+#: Longest username and password a login accepts (longer: 422 before any hashing).
+MAX_USERNAME_LENGTH = 64
+MAX_PASSWORD_LENGTH = 256
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
 _HASHER = PasswordHash.recommended()  # Argon2id
 
@@ -123,7 +132,12 @@ def _dummy_hash() -> str:
 
 class LoginThrottle:
     """Refuse a key (a username or a client address) for ``lock_s`` after ``max_failures``
-    failed logins within that window. Bounded: keys without recent failures are forgotten."""
+    failed logins within that window. Bounded: keys without recent failures are forgotten.
+
+    An attempt is counted *before* its password is checked (:meth:`attempt`), so parallel
+    guesses cannot all pass the check while the first ones are still being verified; a
+    success gives the attempt back (:meth:`refund`, :meth:`succeeded`).
+    """
 
     MAX_KEYS = 10_000
 
@@ -135,28 +149,234 @@ class LoginThrottle:
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
+    def _recent(self, key: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(key, []) if t > now - self.lock_s]
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
+        return recent
+
     def blocked(self, key: str) -> bool:
         """True while the key has too many recent failures."""
         with self._lock:
-            recent = [t for t in self._failures.get(key, []) if t > self.clock() - self.lock_s]
-            if recent:
-                self._failures[key] = recent
-            else:
-                self._failures.pop(key, None)
-            return len(recent) >= self.max_failures
+            return len(self._recent(key, self.clock())) >= self.max_failures
+
+    def retry_after_s(self, key: str) -> int:
+        """Whole seconds until the key is no longer blocked (0 when it is not)."""
+        with self._lock:
+            now = self.clock()
+            recent = self._recent(key, now)
+            if len(recent) < self.max_failures:
+                return 0
+            # unblocked when all but max_failures - 1 of the recent ones have left the window
+            oldest_needed = sorted(recent)[len(recent) - self.max_failures]
+            return max(1, math.ceil(oldest_needed + self.lock_s - now))
+
+    def attempt(self, key: str) -> float | None:
+        """Count an attempt as a failure now, unless the key is blocked (then None).
+
+        Returns a ticket for :meth:`refund`. Checking and counting are one step, so at
+        most ``max_failures`` attempts per window ever reach the password check."""
+        with self._lock:
+            now = self.clock()
+            if len(self._recent(key, now)) >= self.max_failures:
+                return None
+            self._remember(key, now)
+            return now
+
+    def refund(self, key: str, ticket: float) -> None:
+        """Take back one attempt counted by :meth:`attempt` (it succeeded, or was never
+        checked)."""
+        with self._lock:
+            times = self._failures.get(key)
+            if times and ticket in times:
+                times.remove(ticket)
+                if not times:
+                    del self._failures[key]
 
     def failed(self, key: str) -> None:
         """Record a failed login."""
         with self._lock:
-            if len(self._failures) >= self.MAX_KEYS and key not in self._failures:
-                since = self.clock() - self.lock_s
-                self._failures = {k: v for k, v in self._failures.items() if v[-1] > since}
-            self._failures.setdefault(key, []).append(self.clock())
+            self._remember(key, self.clock())
+
+    def _remember(self, key: str, now: float) -> None:
+        if len(self._failures) >= self.MAX_KEYS and key not in self._failures:
+            since = now - self.lock_s
+            self._failures = {k: v for k, v in self._failures.items() if v[-1] > since}
+        self._failures.setdefault(key, []).append(now)
 
     def succeeded(self, key: str) -> None:
         """Forget the failures of a key."""
         with self._lock:
             self._failures.pop(key, None)
+
+
+class LoginRefusedError(CemsError):
+    """A login refused before its password was checked: 429 with ``retry_after_s``."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class _Slots:
+    """At most ``size`` holders per key; never waits (a full key refuses)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> bool:
+        with self._lock:
+            if self._held.get(key, 0) >= self.size:
+                return False
+            self._held[key] = self._held.get(key, 0) + 1
+            return True
+
+    def give(self, key: str) -> None:
+        with self._lock:
+            left = self._held.get(key, 0) - 1
+            if left > 0:
+                self._held[key] = left
+            else:
+                self._held.pop(key, None)
+
+
+def _lower_priority() -> None:
+    """Run this thread (and the Argon2 lanes it starts, which inherit it) at a lower CPU
+    priority than the request threads (Linux: niceness is per thread)."""
+    with contextlib.suppress(AttributeError, OSError):  # elsewhere: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+@dataclass
+class Admission:
+    """A login let through :meth:`LoginGate.admit`: its counted attempts and held slots."""
+
+    username: str
+    address: str
+    user_ticket: float
+    address_ticket: float
+    held: list[tuple[_Slots, str]] = field(default_factory=list)
+
+
+class LoginGate:
+    """Everything a login passes before and around its password check.
+
+    1. the per-username and per-address :class:`LoginThrottle` count the attempt first
+       (refused while either is locked);
+    2. at most ``per_user`` checks for one username, ``per_address`` for one client address
+       and ``total`` in all run at once; beyond that the login is refused at once (429,
+       ``Retry-After``) instead of queueing. An Argon2id check of our hashes (m = 64 MiB,
+       t = 3, p = 4 lanes) holds 64 MiB and keeps two cores busy for ~0.1-0.2 s, so the
+       default, one check at a time, bounds a login burst to 64 MiB and leaves the
+       dashboards CPU on a 2-core machine (about 5-10 logins a second, plenty for a
+       district); a larger machine may allow more;
+    3. the check runs in a pool of ``total`` threads of its own at a lower CPU priority
+       (Linux), not in the request threads, so a burst of logins leaves the other routes
+       their threads.
+
+    :meth:`check` raises :class:`LoginRefusedError` (429) or returns the user or None (wrong
+    name or password, counted as a failure).
+    """
+
+    def __init__(self, *, user_throttle: LoginThrottle | None = None,
+                 address_throttle: LoginThrottle | None = None, per_user: int = 1,
+                 per_address: int = 1, total: int = 1, retry_after_s: int = 1) -> None:
+        if min(per_user, per_address, total) < 1:
+            raise InputError("login concurrency limits must be at least 1")
+        self.user_throttle = user_throttle or LoginThrottle()
+        self.address_throttle = address_throttle or LoginThrottle(max_failures=20)
+        self.retry_after_s = retry_after_s
+        self._per_user = _Slots(per_user)
+        self._per_address = _Slots(per_address)
+        self._total = _Slots(total)
+        self.total = total
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.total,
+                                                thread_name_prefix="cems-password",
+                                                initializer=_lower_priority)
+            return self._pool
+
+    def admit(self, username: str, address: str) -> Admission:
+        """Count the attempt and take the concurrency slots, or raise :class:`LoginRefusedError`
+        (nothing counted then). Pass the admission to :meth:`verify` (or :meth:`finish`)."""
+        address_ticket = self.address_throttle.attempt(address)
+        if address_ticket is None:
+            raise LoginRefusedError("too many failed logins from this address; wait 5 minutes",
+                               self.address_throttle.retry_after_s(address))
+        user_ticket = self.user_throttle.attempt(username)
+        if user_ticket is None:
+            self.address_throttle.refund(address, address_ticket)
+            raise LoginRefusedError("too many failed logins; wait 5 minutes",
+                               self.user_throttle.retry_after_s(username))
+        admission = Admission(username, address, user_ticket, address_ticket)
+        for slots, key in ((self._per_user, username), (self._per_address, address),
+                           (self._total, "")):
+            if not slots.take(key):
+                self._release(admission)
+                self.address_throttle.refund(address, address_ticket)
+                self.user_throttle.refund(username, user_ticket)
+                raise LoginRefusedError("too many logins in progress; retry in a moment",
+                                   self.retry_after_s)
+            admission.held.append((slots, key))
+        return admission
+
+    def submit(self, users: dict[str, User], admission: Admission,
+               password: str) -> Future[User | None]:
+        """Start the password check of an admitted login in the gate's own threads."""
+        return self._executor().submit(verify, users, admission.username, password)
+
+    def finish(self, admission: Admission, user: User | None) -> None:
+        """Release the slots; a success clears the username's failures and gives back the
+        address's attempt (a failure stays counted)."""
+        self._release(admission)
+        if user is not None:
+            self.user_throttle.succeeded(admission.username)
+            self.address_throttle.refund(admission.address, admission.address_ticket)
+
+    def check(self, users: dict[str, User], username: str, password: str,
+              address: str) -> User | None:
+        """Admit, verify and count one login, waiting in the calling thread."""
+        admission = self.admit(username, address)
+        user = None
+        try:
+            user = self.submit(users, admission, password).result()
+        finally:
+            self.finish(admission, user)
+        return user
+
+    async def check_async(self, users: dict[str, User], username: str, password: str,
+                          address: str) -> User | None:
+        """:meth:`check` for the event loop (no request thread waits on the check)."""
+        admission = self.admit(username, address)
+        user = None
+        try:
+            user = await asyncio.wrap_future(self.submit(users, admission, password))
+        finally:
+            self.finish(admission, user)
+        return user
+
+    @staticmethod
+    def _release(admission: Admission) -> None:
+        while admission.held:
+            slots, key = admission.held.pop()
+            slots.give(key)
+
+    def close(self) -> None:
+        """Stop the verification threads (after the running checks)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
 
 def address_key(host: str | None) -> str:

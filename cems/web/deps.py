@@ -8,16 +8,22 @@ Every endpoint names the roles it admits; household data additionally passes
 
 from __future__ import annotations
 
+import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+import pandas as pd
+from fastapi import HTTPException, Query, Request
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from cems.config.model import SiteConfig
 from cems.store import TelemetryStore
-from cems.web.auth import LoginThrottle, User
+from cems.web.auth import LoginGate, LoginThrottle, User
 from cems.web.sessions import SessionStore, user_stamp
 
 COOKIE = "cems_session"
@@ -28,6 +34,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_EXEMPT_PATHS = frozenset({"/api/login", "/login"})
 
 
+#: Dates and months the app answers for (a day outside gets 422, not a pandas overflow).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
 @dataclass
 class AppState:
     """What every request handler needs."""
@@ -36,9 +48,25 @@ class AppState:
     store: TelemetryStore
     users: dict[str, User]
     sessions: SessionStore
-    throttle: LoginThrottle
-    address_throttle: LoginThrottle
+    gate: LoginGate
     live: Any = field(default=None)  # cems.web.live.LiveFeed, set by create_app
+    figures: Any = field(default=None)  # cems.web.figures.FigureCache, set by create_app
+    dr: Any = field(default=None)  # cems.web.dr_api.DrIntake, set by create_app
+    clock: Callable[[], float] = time.time
+
+    @property
+    def throttle(self) -> LoginThrottle:
+        """Failed logins per username."""
+        return self.gate.user_throttle
+
+    @property
+    def address_throttle(self) -> LoginThrottle:
+        """Failed logins per client address."""
+        return self.gate.address_throttle
+
+    def now(self) -> pd.Timestamp:
+        """The app's clock as a UTC timestamp."""
+        return pd.Timestamp(self.clock(), unit="s", tz="UTC").floor("us")
 
 
 @dataclass(frozen=True)
@@ -117,6 +145,78 @@ def check_household(request: Request, household_id: str) -> User:
     if household_id not in {h.id for h in state(request).config.households}:
         raise HTTPException(status_code=404, detail=f"no household {household_id!r}")
     return user
+
+
+def household_meters(config: SiteConfig) -> dict[str, str]:
+    """Meter id -> household id of every household meter (``households[].meter`` and the
+    meters of kind ``household``, listed or not)."""
+    meters = {m.id: "" for m in config.meters if m.kind == "household"}
+    meters |= {h.meter: h.id for h in config.households}
+    return meters
+
+
+def broker_devices(config: SiteConfig) -> frozenset[str]:
+    """The devices a broker may read one by one: every asset, the grid, sub and trading
+    meters, and the meters of households that consent (``data_sharing.broker``). No other
+    id, so a household meter the site file does not describe stays out too."""
+    assets = config.assets
+    ids = {a.id for group in (assets.pv, assets.ess, assets.fuel_cells,
+                              assets.ev_charger_groups, assets.ev_chargers) for a in group}
+    ids |= {m.id for m in config.meters if m.kind != "household"}
+    households = household_meters(config)
+    ids -= set(households)
+    ids |= {h.meter for h in config.households if h.data_sharing.broker}
+    return frozenset(ids)
+
+
+def readable_devices(config: SiteConfig, user: User) -> frozenset[str] | None:
+    """Devices whose individual readings ``user`` may read: None for all (operators), the
+    own meter for residents, :func:`broker_devices` for brokers."""
+    if user.role == "operator":
+        return None
+    if user.role == "resident":
+        own = next((h.meter for h in config.households if h.id == user.household_id), None)
+        return frozenset() if own is None else frozenset({own})
+    return broker_devices(config)
+
+
+def check_day(value: date | None) -> date | None:
+    """``value`` when within :data:`FIRST_DAY`..:data:`LAST_DAY` (or None); ValueError
+    otherwise (a 422 when used as a query validator)."""
+    if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"date must be between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+#: ``?date=YYYY-MM-DD`` within :data:`FIRST_DAY`..:data:`LAST_DAY` (else 422).
+DateQuery = Annotated[date | None, Query(alias="date", description="YYYY-MM-DD, 2000-2099"),
+                      AfterValidator(check_day)]
+
+
+def month_or_now(month: str | None, config: SiteConfig, now: pd.Timestamp | None = None
+                 ) -> str:
+    """``YYYY-MM`` within 2000-01..2099-12 (422 otherwise), default the current local
+    month."""
+    if month is None:
+        now = pd.Timestamp.now(tz="UTC") if now is None else now
+        return now.tz_convert(config.site.timezone).strftime("%Y-%m")
+    found = _MONTH.match(month) if len(month) == 7 else None
+    if found is None or not FIRST_DAY.year <= int(found.group(1)) <= LAST_DAY.year:
+        raise HTTPException(status_code=422, detail=f"month {month[:16]!r}: use YYYY-MM "
+                            f"between {FIRST_DAY.year}-01 and {LAST_DAY.year}-12")
+    return month
+
+
+def day_or_today(day: date | None, config: SiteConfig, now: pd.Timestamp | None = None
+                 ) -> date:
+    """``day`` (checked like :data:`DateQuery`), default the current local day."""
+    if day is None:
+        now = pd.Timestamp.now(tz="UTC") if now is None else now
+        return now.tz_convert(config.site.timezone).date()
+    try:
+        return check_day(day) or day
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
 
 
 def csrf_token_of(request: Request) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import pandas as pd
@@ -26,17 +26,27 @@ from starlette.types import Receive, Scope, Send
 from cems.config.model import SiteConfig
 from cems.jsontext import dumps
 from cems.store import TelemetryStore
-from cems.web.deps import authenticate, require, state
+from cems.web.auth import User
+from cems.web.deps import authenticate, broker_devices, readable_devices, require, state
 
 WINDOW_MIN = 15
 live = APIRouter(prefix="/api", tags=["live"])
 
 
+#: ``visible`` default of :func:`live_snapshot`: what a broker may see.
+BROKER_VIEW: Any = object()
+
+
 def live_snapshot(config: SiteConfig, store: TelemetryStore,
-                  now: pd.Timestamp | None = None) -> dict[str, Any]:
+                  now: pd.Timestamp | None = None, *,
+                  visible: Collection[str] | None = BROKER_VIEW) -> dict[str, Any]:
     """Latest ``active_power_kw`` per device within the last 15 minutes, sorted by device.
 
     ``kw`` is None for a reading without a value; times are ISO 8601 in the site's zone.
+    ``visible``: the devices shown, None for all. The default shows what a broker may see
+    one by one (:func:`cems.web.deps.broker_devices`: no household meter without its
+    consent), so a caller that does not say who is looking shows no household's own data;
+    :func:`snapshot_for` passes the request's user's view.
     """
     tz = config.site.timezone
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
@@ -44,12 +54,26 @@ def live_snapshot(config: SiteConfig, store: TelemetryStore,
                            start=now - pd.Timedelta(minutes=WINDOW_MIN),
                            end=now + pd.Timedelta(minutes=1))
     rows: list[dict[str, Any]] = []
+    if visible is BROKER_VIEW:
+        visible = broker_devices(config)
+    if visible is not None and not frame.empty:
+        frame = frame[frame["device"].isin(list(visible))]
     if not frame.empty:
         for r in frame.groupby("device").tail(1).sort_values("device").itertuples():
             value = None if pd.isna(r.value) else float(r.value)
             rows.append({"device": r.device, "kw": value,
                          "time": r.time.tz_convert(tz).isoformat(), "quality": r.quality})
     return {"as_of": now.tz_convert(tz).isoformat(), "window_min": WINDOW_MIN, "rows": rows}
+
+
+def snapshot_for(request: Request, *, fresh: bool = False) -> dict[str, Any]:
+    """:func:`live_snapshot` of the devices the request's user may see one by one (every
+    device for operators)."""
+    st = state(request)
+    auth = authenticate(request, fresh=fresh)
+    if auth is None:
+        raise HTTPException(status_code=401, detail="not logged in or session expired")
+    return live_snapshot(st.config, st.store, visible=readable_devices(st.config, auth.user))
 
 
 class LiveFeed:
@@ -108,7 +132,7 @@ def _event(name: str, payload: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {dumps(payload, indent=None)}\n\n"
 
 
-async def _events(request: Request, feed: LiveFeed) -> AsyncIterator[str]:
+async def _events(request: Request, feed: LiveFeed, user: User) -> AsyncIterator[str]:
     st = state(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + feed.lifetime_s
@@ -117,7 +141,9 @@ async def _events(request: Request, feed: LiveFeed) -> AsyncIterator[str]:
         if await run_in_threadpool(authenticate, request, fresh=True) is None:
             yield _event("expired", {"detail": "session ended; log in again"})
             return
-        yield _event("live", await run_in_threadpool(live_snapshot, st.config, st.store))
+        yield _event("live", await run_in_threadpool(
+            live_snapshot, st.config, st.store,
+            visible=readable_devices(st.config, user)))
         if loop.time() + feed.interval_s > deadline:
             return  # the browser reconnects (and authenticates again)
         await asyncio.sleep(feed.interval_s)
@@ -127,8 +153,7 @@ async def _events(request: Request, feed: LiveFeed) -> AsyncIterator[str]:
 def live_now(request: Request) -> dict[str, Any]:
     """Latest power of every device (last 15 minutes): operators and brokers."""
     require(request, "operator", "broker")
-    st = state(request)
-    return live_snapshot(st.config, st.store)
+    return snapshot_for(request)
 
 
 @live.get("/stream/live", response_class=StreamingResponse)
@@ -138,4 +163,4 @@ def live_stream(request: Request) -> StreamingResponse:
     user = require(request, "operator", "broker")
     feed: LiveFeed = state(request).live
     feed.acquire(user.username)
-    return _EventStream(_events(request, feed), lambda: feed.release(user.username))
+    return _EventStream(_events(request, feed, user), lambda: feed.release(user.username))

@@ -1,5 +1,11 @@
 """Authorization matrix: every role x every endpoint, plus resident A reading B,
-unauthenticated access and an expired token; security headers; no secrets in logs."""
+unauthenticated access and an expired token; security headers; no secrets in logs.
+
+The site is the seeded one (tests/support/reports_site.py) with one meter of every kind
+added, so that ``/api/readings`` is checked for every role x meter kind: the grid meter, a
+sub-meter ``sub-1``, a trading meter ``trade-1`` (of a PV array ``pv-t`` sold whole), the
+household meters ``m-a`` (h-a, no consent) and ``m-b`` (h-b, ``data_sharing.broker: true``),
+a household meter ``m-x`` that no household lists, and the PV array ``pv-1``."""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from cems.config import load_site
@@ -36,15 +44,42 @@ def clock() -> Clock:
     return Clock()
 
 
+#: Now for the app (DR events are taken within a year of now): 2026-04-15 12:00 KST.
+NOW = pd.Timestamp("2026-04-15T12:00", tz="Asia/Seoul").timestamp()
+EXTRA_METERS = [{"id": "sub-1", "kind": "sub", "behind": "grid-meter"},
+                {"id": "trade-1", "kind": "trading"},
+                {"id": "m-x", "kind": "household", "behind": "grid-meter"}]
+
+
 @pytest.fixture(scope="module")
-def client(web_site: Path, clock: Clock,
+def site(module_site: Path) -> Path:
+    """The seeded site with a meter of every kind, h-b consenting, and an hour of readings
+    of the added meters (2026-04-10 00:00-01:00)."""
+    doc = yaml.safe_load(module_site.read_text(encoding="utf-8"))
+    doc["meters"] += EXTRA_METERS
+    doc["assets"]["pv"].append({"id": "pv-t", "kwp": 10, "tilt_deg": 15, "azimuth_deg": 180,
+                                "inverter_ac_kw": 9, "meter": "trade-1"})  # sold whole
+    doc["households"][1]["data_sharing"] = {"broker": True}
+    module_site.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
+                           encoding="utf-8")
+    config = load_site(module_site)
+    store = open_store(data_dir=config.site.data_dir)
+    times = pd.date_range("2026-04-10T00:00", periods=4, freq="15min", tz="Asia/Seoul")
+    store.write_readings([(t, m["id"], "active_power_kw", 1.0, "good")
+                          for t in times for m in EXTRA_METERS])
+    store.engine.dispose()
+    return module_site
+
+
+@pytest.fixture(scope="module")
+def client(site: Path, clock: Clock,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    config = load_site(web_site)
+    config = load_site(site)
     store = open_store(data_dir=config.site.data_dir)
     users = UserFile(Path(config.site.data_dir) / "users.json").users()
     sessions = SessionStore(tmp_path_factory.mktemp("authz") / "web_sessions.sqlite", 600.0,
                             clock=clock)
-    app = create_app(config, store, users, sessions=sessions,
+    app = create_app(config, store, users, sessions=sessions, clock=lambda: NOW,
                      live_feed=LiveFeed(interval_s=0.05, lifetime_s=1.0))
     with TestClient(app) as c:
         yield c
@@ -78,15 +113,25 @@ MATRIX: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/households/h-a/report.pdf?month=2026-04", None, {"op", "res-a"}),
     ("GET", "/api/households/h-a/usage?month=2026-04", None, {"op", "res-a"}),
     ("GET", "/api/households/h-b/usage?month=2026-04", None, {"op", "res-b"}),
-    ("GET", f"/api/readings?device=m-a&start={T0}&end={T1}", None, {"op", "brk", "res-a"}),
+    # /api/readings: every meter kind. Household meters: the operator and the household;
+    # brokers only with the household's consent (h-b), never a household meter no household
+    # lists (m-x) or an id the site file does not have.
+    ("GET", f"/api/readings?device=m-a&start={T0}&end={T1}", None, {"op", "res-a"}),
     ("GET", f"/api/readings?device=m-b&start={T0}&end={T1}", None, {"op", "brk", "res-b"}),
+    ("GET", f"/api/readings?device=m-x&start={T0}&end={T1}", None, {"op"}),
+    ("GET", f"/api/readings?device=grid-meter&start={T0}&end={T1}", None, {"op", "brk"}),
+    ("GET", f"/api/readings?device=sub-1&start={T0}&end={T1}", None, {"op", "brk"}),
+    ("GET", f"/api/readings?device=trade-1&start={T0}&end={T1}", None, {"op", "brk"}),
     ("GET", f"/api/readings?device=pv-1&start={T0}&end={T1}", None, {"op", "brk"}),
+    ("GET", f"/api/readings?device=not-in-site&start={T0}&end={T1}", None, {"op"}),
+    ("GET", f"/api/readings?start={T0}&end={T1}", None, {"op", "brk"}),  # brokers: filtered
     ("GET", "/api/plans/latest", None, {"op", "brk"}),
     ("GET", "/api/kpis?date=2026-04-10", None, {"op", "brk"}),
     ("GET", "/api/reports/daily?date=2026-04-10", None, {"op"}),
     ("GET", "/api/zeb?year=2026", None, {"op", "brk"}),
     ("GET", "/api/dr-events", None, {"op", "brk", "res-a", "res-b"}),
     ("POST", "/api/dr-events", DR_BODY, {"op"}),
+    ("GET", "/api/dr-events/manual-1", None, {"op", "brk", "res-a", "res-b"}),
     ("GET", "/api/bids", None, {"op", "brk"}),
     ("GET", "/api/alarms", None, {"op"}),
     ("GET", "/api/live", None, {"op", "brk"}),
@@ -152,17 +197,44 @@ def test_public_paths_answer_everyone(client: TestClient, tokens: dict[str, str]
         assert _call(client, "GET", path, None, token).status_code == 200, (path, token)
 
 
-def test_every_route_is_in_the_matrix(client: TestClient) -> None:
-    """A new route must be added to MATRIX (or PUBLIC / the auth routes) to pass."""
-    from fastapi.routing import APIRoute
+#: Routes every role may call, with or without a session.
+AUTH_ROUTES = {("POST", "/api/login"), ("POST", "/api/logout"), ("POST", "/logout"),
+               ("GET", "/"), ("POST", "/login")}
 
-    covered = {p.split("?")[0] for _, p, _, _ in MATRIX} | set(PUBLIC)
-    covered |= {"/api/login", "/api/logout", "/logout", "/"}
-    covered |= {"/api/households/{household_id}/report", "/api/households/{household_id}/usage",
-                "/api/households/{household_id}/report.pdf",
-                "/households/{household_id}/report"}
-    routes = {r.path for r in client.app.routes if isinstance(r, APIRoute)}
-    assert routes - covered == set()
+
+def test_every_route_is_in_the_matrix(client: TestClient) -> None:
+    """Every (method, route) of the app's route table is exercised above for every role
+    (MATRIX), or is public or an auth route: a new route without a policy fails here."""
+    from web_routes import app_routes, template_of
+
+    routes = app_routes(client.app)
+    assert len(routes) >= 25  # the walk sees the included routers
+    table = {(r.method, r.path) for r in routes}
+    covered = {(m, template_of(routes, m, p)) for m, p, _, _ in MATRIX}
+    covered |= {("GET", template_of(routes, "GET", p)) for p in PUBLIC} | AUTH_ROUTES
+    assert table - covered == set()
+    # the matrix names no route the app does not have (static files are a mount)
+    assert {r for r in covered if r[1] is not None} <= table
+    assert covered - table == {("GET", None)}  # /static/live.js
+
+
+def test_brokers_get_no_household_meter_in_a_listing(client: TestClient,
+                                                     tokens: dict[str, str]) -> None:
+    """Without ``device``, a broker gets the devices it may read: h-b's consenting meter,
+    the site's meters and assets, never m-a or m-x; the operator gets every one."""
+    path = f"/api/readings?start={T0}&end={T1}"
+    broker = {r["device"] for r in _call(client, "GET", path, None, tokens["brk"]).json()}
+    operator = {r["device"] for r in _call(client, "GET", path, None, tokens["op"]).json()}
+    assert {"m-a", "m-b", "m-x", "sub-1", "trade-1", "pv-1", "grid-meter"} <= operator
+    assert broker == operator - {"m-a", "m-x"}
+
+
+def test_household_routes_stay_closed_to_brokers_even_with_consent(
+        client: TestClient, tokens: dict[str, str]) -> None:
+    """Consent covers meter readings only: h-b's report and usage remain its own."""
+    for path in ("/api/households/h-b/report?month=2026-04",
+                 "/api/households/h-b/usage?month=2026-04", "/households/h-b/report"):
+        assert _call(client, "GET", path, None, tokens["brk"]).status_code == 403, path
 
 
 def test_home_sends_each_role_to_its_start_page(client: TestClient,

@@ -16,6 +16,8 @@ from cems.web.app import create_app
 from cems.web.auth import UserFile
 
 OP = {"username": "op", "password": "operator-pass-1"}
+#: The app's now (DR events are taken within a year of it).
+NOW = 1_776_222_000.0  # 2026-04-15 12:00 KST
 RES_A = {"username": "res-a", "password": "resident-a-pass"}
 
 
@@ -29,7 +31,7 @@ def client(fresh_site: Path) -> Iterator[TestClient]:
     config = load_site(fresh_site)
     store = open_store(data_dir=config.site.data_dir)
     users = UserFile(Path(config.site.data_dir) / "users.json").users()
-    with TestClient(create_app(config, store, users)) as c:
+    with TestClient(create_app(config, store, users, clock=lambda: NOW)) as c:
         yield c
     store.engine.dispose()
 

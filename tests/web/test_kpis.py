@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -125,3 +126,32 @@ def test_bids_are_read_through_the_store(site: Site) -> None:
     assert [(b["trade_date"], b["round"], b["submitted"]) for b in rows] == [
         ("2026-04-21", 2, "2026-04-20T07:30:00+00:00")]
     assert site.get("/api/bids?trade_date=2026-04-22") == []
+
+
+def test_figures_are_cached_until_a_plan_or_reading_lands(site: Site) -> None:
+    """The day's report is computed once for repeated requests (API and pages alike), and
+    again when a new plan is stored or a new reading of the day lands; the answer is the
+    recomputed one."""
+    from cems.store.telemetry import PlanRecord
+
+    figures = site.client.app.state.cems.figures
+    day = "2026-04-11"
+    first = site.get(f"/api/kpis?date={day}")
+    computed = figures.computed
+    for _ in range(3):
+        assert site.get(f"/api/kpis?date={day}") == first
+    assert site.get(f"/api/reports/daily?date={day}")["kpis"] == {
+        k: v for k, v in first.items() if k != "date"}
+    assert figures.computed == computed                      # no recomputation
+    start = pd.Timestamp(day, tz="Asia/Seoul")
+    site.store.record_plan(PlanRecord(created=start, kind="rolling", start=start,
+                                      end=start + pd.Timedelta(days=1), inputs_digest="x",
+                                      status="optimal"))
+    assert site.get(f"/api/kpis?date={day}") == first
+    assert figures.computed == computed + 1                  # a new plan: recomputed
+    # a reading late in the day: 20 kW more for the last quarter-hour
+    site.store.write_readings([(start + pd.Timedelta(hours=23, minutes=59), "grid-meter",
+                                "active_power_kw", 20.0, "good")])
+    later = site.get(f"/api/kpis?date={day}")
+    assert figures.computed == computed + 2                  # a new reading: recomputed
+    assert later["import_kwh"] >= first["import_kwh"]

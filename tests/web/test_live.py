@@ -174,3 +174,22 @@ def test_dashboard_shows_live_rows_and_loads_the_script_from_self(site: Site) ->
     assert "javascript" in js.headers["content-type"]
     assert 'new EventSource("/api/stream/live")' in js.text
     assert "innerHTML" not in js.text
+
+
+@pytest.mark.timeout(30)
+def test_brokers_see_no_household_meter_live(site: Site) -> None:
+    """A household meter's power (m-a, h-a has not consented) is in the operator's live
+    table only: not in a broker's JSON snapshot or stream."""
+    site.store.write_readings([(pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=10), "m-a",
+                                "active_power_kw", 0.8, "good")])
+    views = {}
+    for user in ("op", "brk"):
+        auth = {"Authorization": f"Bearer {site.token(user)}"}
+        views[user] = _kw(site.client.get("/api/live", headers=auth).json())
+        deadline = time.monotonic() + 10
+        with site.client.stream("GET", STREAM, headers=auth) as r:
+            name, first = _next_event(r.iter_lines(), deadline)
+        assert name == "live" and _kw(first) == views[user]
+        _wait_closed(site.feed)
+    assert views["op"] == {"grid-meter": -3.25, "m-a": 0.8, "pv-1": 12.5}
+    assert views["brk"] == {"grid-meter": -3.25, "pv-1": 12.5}

@@ -61,6 +61,7 @@ def test_one_address_is_locked_after_20_failures(app: FastAPI, clock: Clock) -> 
     assert _login(attacker, "guess-19", "wrong-password") == 401   # failure number 20
     r = attacker.post("/api/login", json={"username": "brk", "password": "broker-pass-12"})
     assert r.status_code == 429 and "address" in r.json()["detail"]
+    assert r.headers["retry-after"] == "300"  # all 20 failures at the same (settable) time
     # the login form is refused the same way
     page = attacker.get("/login")
     token = page.text.split('name="csrf_token" value="')[1].split('"')[0]

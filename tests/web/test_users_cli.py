@@ -46,6 +46,35 @@ def test_add_list_remove(run_cems, site: Path) -> None:  # type: ignore[no-untyp
     assert run_cems("users", "list", site).stdout == ""
 
 
+def test_add_refuses_to_replace_without_replace(run_cems, site: Path) -> None:  # type: ignore[no-untyped-def]
+    stored = site.parent / "data" / "users.json"
+    first = run_cems("users", "add", site, "ann", "--role", "resident", "--household", "h-1",
+                     "--password-stdin", input="a-long-password\n")
+    assert first.returncode == 0, first.stderr
+    before = stored.read_text(encoding="utf-8")
+    # the same name again: refused, exit 2, a clear message, the file untouched
+    again = run_cems("users", "add", site, "ann", "--role", "operator", "--password-stdin",
+                     input="another-password\n")
+    assert again.returncode == 2
+    assert "user 'ann' already exists" in again.stderr and "--replace" in again.stderr
+    assert "Traceback" not in again.stderr and again.stdout == ""
+    assert stored.read_text(encoding="utf-8") == before
+    # with --replace: the new role and hash
+    replaced = run_cems("users", "add", site, "ann", "--role", "operator", "--replace",
+                        "--password-stdin", input="another-password\n")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "replaced" in replaced.stdout
+    users = json.loads(stored.read_text(encoding="utf-8"))["users"]
+    assert [(u["username"], u["role"], u["household_id"]) for u in users] == [
+        ("ann", "operator", None)]
+    assert users[0]["password_hash"] != json.loads(before)["users"][0]["password_hash"]
+    # --replace for a new name just adds it
+    new = run_cems("users", "add", site, "bob", "--role", "broker", "--replace",
+                   "--password-stdin", input="a-long-password\n")
+    assert new.returncode == 0 and "replaced" not in new.stdout
+    assert run_cems("users", "list", site).stdout.split() == ["ann", "operator", "bob", "broker"]
+
+
 @pytest.mark.parametrize(("args", "stdin", "message"), [
     (("--role", "resident"), "a-long-password\n", "needs --household"),
     (("--role", "resident", "--household", "h-9"), "a-long-password\n", "not in the site"),
