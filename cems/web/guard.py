@@ -201,7 +201,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CemsError)
     async def cems_error(request: Request, exc: CemsError) -> Response:
-        return error_response(request.url.path, 400, str(exc))
+        from cems.reports.resident import NoMonthDataError
+
+        # a month with no data yet is not a bad request: nothing is there (404)
+        status = 404 if isinstance(exc, NoMonthDataError) else 400
+        return error_response(request.url.path, status, str(exc))
 
     async def out_of_range(request: Request, exc: Exception) -> Response:
         return error_response(request.url.path, 422, "a date or number in the request is out "

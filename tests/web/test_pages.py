@@ -141,6 +141,13 @@ def test_a_past_month_without_data_says_so_in_korean_and_english(site: Site) -> 
     assert "meter m-a: no interval data" in site.page("op", "/households/h-a/report?month=2026-05")
 
 
+def test_the_report_api_answers_404_for_a_month_without_data(site: Site) -> None:
+    r = site.client("res-a").get("/api/households/h-a/report?month=2026-05")
+    assert r.status_code == 404, r.text            # nothing there yet: not a bad request
+    assert "no interval data" in r.json()["detail"]
+    assert site.client("res-a").get("/api/households/h-a/report?month=2026-04").status_code == 200
+
+
 def test_the_resident_report_is_korean_and_keeps_notes_for_operators(site: Site) -> None:
     html = site.page("res-a", "/households/h-a/report?month=2026-04")
     text = visible_text(html)
