@@ -1,4 +1,4 @@
-"""Dispatch optimiser: a Pyomo model solved by HiGHS.
+"""Dispatch optimiser: a sparse LP/MILP solved by HiGHS, with a Pyomo model for extensions.
 
 A pure API (no file I/O, no configuration parsing, no :mod:`cems` import). Errors raised
 here derive from :class:`OptimizerError`.
@@ -31,6 +31,7 @@ from optimizer.problem import (  # noqa: E402
     SolveOptions,
     Storage,
 )
+from optimizer.pyomo_model import PyomoHook, pyomo_model  # noqa: E402
 from optimizer.results import DispatchResult  # noqa: E402
 from optimizer.rolling import RollingSolver  # noqa: E402
 from optimizer.solve import DispatchModel, solve  # noqa: E402
@@ -38,6 +39,6 @@ from optimizer.solve import DispatchModel, solve  # noqa: E402
 __all__ = [
     "Brokerage", "ChargerGroup", "DeferrableLoad", "DemandCharge", "DispatchModel",
     "DispatchProblem", "DispatchResult", "DrEvent", "EvCharger", "EvSession", "FuelCell",
-    "Grid", "HeatSink", "InfeasibleError", "OptimizerError", "PvSource", "RollingSolver",
-    "SolveOptions", "Storage", "solve",
+    "Grid", "HeatSink", "InfeasibleError", "OptimizerError", "PvSource", "PyomoHook",
+    "RollingSolver", "SolveOptions", "Storage", "pyomo_model", "solve",
 ]

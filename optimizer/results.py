@@ -94,6 +94,26 @@ def _heat(p: DispatchProblem, lay: Layout, x: np.ndarray, cols: dict[str, np.nda
                     "heat_demand_kwh": float(p.arrays["heat_demand_kwh"].sum())}
 
 
+def _ev_shortfalls(p: DispatchProblem, lay: Layout, x: np.ndarray,
+                   pre: PrecheckResult) -> dict[str, float]:
+    """Shortfall (kWh) per session id whose target was relaxed."""
+    if "ev_shortfall_kwh" not in lay.vars:
+        return {}
+    short = x[lay.vars["ev_shortfall_kwh"].start:][:lay.vars["ev_shortfall_kwh"].n]
+    if lay.pool is not None:  # one shortfall per slot: the session's slot
+        m = lay.ev_map
+        assert m is not None
+        slot_of = {}
+        for sid, owner in zip(m.sid, m.owner, strict=True):
+            if sid >= 0:
+                slot_of[int(sid)] = int(owner)
+        return {s.id: float(short[slot_of[k]]) for k, s in enumerate(p.ev_sessions)
+                if k in slot_of}
+    soft_ids = [s.id for s in p.ev_sessions if s.id in pre.soft_sessions
+                or "unserved_kw" in lay.vars]
+    return dict(zip(soft_ids, short, strict=False))
+
+
 def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objective: float,
             pre: PrecheckResult) -> DispatchResult:
     """Read the solution vector ``x`` by column position into a :class:`DispatchResult`."""
@@ -145,27 +165,24 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
     ev_short: dict[str, float] = {}
     v2g_cost = 0.0
     if p.ev_sessions:
-        sid, step, _, v2g = lay.ev_flat
-        end_fam, end_col = lay.ev_end  # type: ignore[misc]
-        ch = get("ev_charge_kw")
+        m = lay.ev_map
+        assert m is not None
+        ch = x[lay.vars["ev_charge_kw"].start + m.ch]
         dis_flat = np.zeros(ch.size)
+        has = m.dis >= 0
         if "ev_discharge_kw" in lay.vars:
-            dis_flat[v2g[sid]] = get("ev_discharge_kw")
-        cindex = {c.id: i for i, c in enumerate(p.chargers)}
+            dis_flat[has] = x[lay.vars["ev_discharge_kw"].start + m.dis[has]]
         sess = p.ev_sessions
-        c_of = np.array([cindex[s.charger_id] for s in sess])
         per_ch = np.zeros((len(p.chargers), n))
         per_dis = np.zeros((len(p.chargers), n))
-        np.add.at(per_ch, (c_of[sid], step), ch)
-        np.add.at(per_dis, (c_of[sid], step), dis_flat)
-        ch_kwh = np.bincount(sid, weights=ch, minlength=len(sess)) * dt
-        dis_kwh = np.bincount(sid, weights=dis_flat, minlength=len(sess)) * dt
-        short = get("ev_shortfall_kwh") if "ev_shortfall_kwh" in lay.vars else None
-        soft_ids = [s.id for s in sess if s.id in pre.soft_sessions
-                    or "unserved_kw" in lay.vars]
-        short_of = dict(zip(soft_ids, short if short is not None else [], strict=False))
+        np.add.at(per_ch, (m.charger, m.step), ch)
+        np.add.at(per_dis, (m.charger, m.step), dis_flat)
+        on = m.sid >= 0
+        ch_kwh = np.bincount(m.sid[on], weights=ch[on], minlength=len(sess)) * dt
+        dis_kwh = np.bincount(m.sid[on], weights=dis_flat[on], minlength=len(sess)) * dt
+        short_of = _ev_shortfalls(p, lay, x, pre)
         for k, s in enumerate(sess):
-            e_end = float(x[end_fam[k].start + end_col[k]])
+            e_end = float(x[m.end[k]])
             missing = float(short_of.get(s.id, 0.0))
             v2g_cost += s.v2g_degradation_krw_per_kwh * float(dis_kwh[k])
             ev_rows.append({
@@ -177,9 +194,9 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
             })
             if missing > 1e-6 and "unserved_kw" in lay.vars:
                 ev_short[s.id] = missing
-        used = set(c_of.tolist())
+        used = {s.charger_id for s in sess}
         for i, c in enumerate(p.chargers):
-            if i in used:
+            if c.id in used:
                 cols[f"ev_{c.id}_charge_kw"] = per_ch[i]
                 if c.bidirectional:
                     cols[f"ev_{c.id}_discharge_kw"] = per_dis[i]
@@ -188,19 +205,22 @@ def extract(p: DispatchProblem, lay: Layout, x: np.ndarray, status: str, objecti
     cols["ev_charge_kw"] = ev_ch_total
     cols["ev_discharge_kw"] = ev_dis_total
     defer_total = np.zeros(n)
-    for d in p.deferrable:
+    for d, (stem, first) in zip(p.deferrable, lay.deferrable, strict=True):
         full = np.zeros(n)
-        full[d.start_step:d.end_step] = get(f"load_{d.id}_kw")
+        values = get(f"{stem}_kw")
+        full[first:first + values.size] = values
         cols[f"load_{d.id}_kw"] = full
         defer_total += full
-        name = f"load_{d.id}_shortfall_kwh"
+        name = f"{stem}_shortfall_kwh"
         if name in lay.vars and get(name)[0] > 1e-6:
             relax.append(f"deferrable load {d.id} short by {get(name)[0]:.3g} kWh")
     dr_revenue = 0.0
     for ev in p.dr_events:
-        if not ev.hard:
+        if ev.id in lay.dr:
+            stem, first = lay.dr[ev.id]
+            values = get(f"{stem}_reduction_kw")
             r = np.zeros(n)
-            r[ev.start_step:ev.end_step] = get(f"dr_{ev.id}_reduction_kw")
+            r[first:first + values.size] = values
             cols[f"dr_{ev.id}_reduction_kw"] = r
             dr_revenue += ev.price_krw_per_kwh * float(r.sum()) * dt
     if "unserved_kw" in lay.vars:

@@ -1,114 +1,74 @@
-"""Translate the layout into Pyomo, compile it to arrays, solve with HiGHS, re-solve for MPC.
+"""Solve the dispatch layout with HiGHS: build, solve, re-solve for MPC, diagnose.
 
-Route (see docs/optimizer.md): numpy layout -> Pyomo model (indexed Vars and Constraints of
-``LinearExpression`` rows, GC paused) -> Pyomo's ``LinearStandardFormCompiler`` in mixed
-form -> ``highspy.Highs.passModel`` with column bounds, costs and row bounds taken from the
-layout -> results read by column position. :class:`DispatchModel` keeps the HiGHS model so
-an MPC step changes only bounds, costs and right-hand sides in place (warm basis kept).
-Infeasible problems are re-solved with penalised slacks and reported by name.
+Hot path (see docs/optimizer.md): numpy layout (:mod:`optimizer.model`) -> CSC arrays ->
+``highspy.Highs.passModel`` -> run -> results read by column position. No modelling
+layer in between: its cost is the layout's numpy work, which the direct-HiGHS floor pays
+too. :class:`DispatchModel` keeps the HiGHS model so an MPC step changes bounds, costs,
+right-hand sides, changed coefficients and integrality in place (warm basis kept).
+
+The same layout becomes a Pyomo model when the user asks for one (a ``pyomo_hook`` adding
+constraints, or ``pyomo_solver`` naming a Pyomo solver): :mod:`optimizer.pyomo_model`;
+``result.stats["route"]`` names the path a plan took. Infeasible problems are re-solved
+with penalised slacks and reported by name; every solve of a plan (gated re-solves, the
+two stages of the self-sufficiency objective) is counted in ``timings_s`` and
+``stats["solves"]``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import highspy
 import numpy as np
-import scipy.sparse
-from pyomo.common.gc_manager import PauseGC
-from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
-from pyomo.core.expr.relational_expr import EqualityExpression, InequalityExpression
-from pyomo.environ import Binary, ConcreteModel, Constraint, Objective, Reals, Var
-from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from optimizer import InfeasibleError, OptimizerError
+from optimizer.ev import simultaneous_ev_steps
 from optimizer.highs_instance import quiet_highs
-from optimizer.model import Layout, build_layout
+from optimizer.layout import Layout, Pool
+from optimizer.model import build_layout
 from optimizer.problem import DispatchProblem, PrecheckResult, SolveOptions, precheck
+from optimizer.pyomo_model import PyomoDispatch, PyomoHook, compile_matrix, to_pyomo
 from optimizer.results import DispatchResult, extract
+
+__all__ = ["DispatchModel", "compile_matrix", "elastic_diagnosis", "objective_cost", "solve",
+           "to_pyomo"]
 
 _HS = highspy.HighsModelStatus
 
 
-def _name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+def objective_cost(lay: Layout, problem: DispatchProblem, opts: SolveOptions) -> np.ndarray:
+    """The objective's cost per layout column (``weighted`` adds the import weight)."""
+    cost = np.array(lay.cost(), dtype=float)
+    if opts.objective == "weighted":
+        cost *= opts.weight_cost
+        imp = lay.vars["grid_import_kw"]
+        cost[imp.start:imp.start + imp.n] += opts.weight_import_krw_per_kwh * problem.step_h
+    return cost
 
 
-# --------------------------------------------------------------------------- Pyomo route
+def _stage1_cost(lay: Layout, problem: DispatchProblem, full: np.ndarray) -> np.ndarray:
+    """Self-sufficiency stage 1: import kWh, keeping penalties so slacks stay last resort."""
+    stage1 = np.zeros(full.size)
+    imp = lay.vars["grid_import_kw"]
+    stage1[imp.start:imp.start + imp.n] = problem.step_h
+    for name, fam in lay.vars.items():
+        if "shortfall" in name or name in ("unserved_kw", "surplus_kw"):
+            stage1[fam.start:fam.start + fam.n] = full[fam.start:fam.start + fam.n]
+    return stage1
 
 
-def to_pyomo(lay: Layout) -> tuple[ConcreteModel, list[Any]]:
-    """Transcribe ``lay`` into a Pyomo model; return it and its VarData in layout order."""
-    r, c, v = lay.coo()
-    order = np.argsort(r, kind="stable")
-    c_sorted = c[order].tolist()
-    v_sorted = v[order].tolist()
-    indptr = np.zeros(lay.n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=lay.n_rows), out=indptr[1:])
-    ptr = indptr.tolist()
-    lo, hi = lay.row_bounds()
-    lo_l, hi_l = lo.tolist(), hi.tolist()
-    cost = lay.cost()
-    with PauseGC():
-        m = ConcreteModel(name="dispatch")
-        xs: list[Any] = []
-        for fam in lay.vars.values():
-            comp = Var(range(fam.n), domain=Binary if fam.integer else Reals, dense=True)
-            m.add_component(_name(fam.name), comp)
-            xs.extend(comp.values())
-        for fam in lay.rows.values():
-            rels = {}
-            for i in range(fam.n):
-                row = fam.start + i
-                a, b = ptr[row], ptr[row + 1]
-                if a == b:
-                    raise OptimizerError(f"internal: row {i} of {fam.name} has no terms")
-                expr = LinearExpression([MonomialTermExpression((v_sorted[k], xs[c_sorted[k]]))
-                                         for k in range(a, b)])
-                low, high = lo_l[row], hi_l[row]
-                if low == high:
-                    rels[i] = EqualityExpression((expr, high))
-                elif low == -math.inf:
-                    rels[i] = InequalityExpression((expr, high), False)
-                else:  # a ranged row too: the compiler would split it in two rows; HiGHS
-                    # gets both bounds from the layout, the model only needs the row once
-                    rels[i] = InequalityExpression((low, expr), False)
-            m.add_component(_name(fam.name), Constraint(range(fam.n), rule=rels))
-        nz = np.flatnonzero(cost).tolist()
-        cl = cost.tolist()
-        m.objective = Objective(expr=LinearExpression(
-            [MonomialTermExpression((cl[j], xs[j])) for j in nz]))
-    return m, xs
+@dataclass
+class _Run:
+    """What one HiGHS run left: status, solution, objective, MIP gap, iterations."""
 
-
-def compile_matrix(m: ConcreteModel, xs: list[Any], lay: Layout
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Compile ``m`` with Pyomo's standard-form compiler; return CSC arrays in layout order.
-
-    ``xs`` lists the model's VarData in layout order. The compiler numbers columns in the
-    order it meets them (passing ``column_order`` costs more than it saves), so the columns
-    are mapped back to layout positions here.
-    """
-    info = LinearStandardFormCompiler().write(m, mixed_form=True)
-    a = info.A
-    if a.shape[0] != lay.n_rows:
-        raise OptimizerError(f"internal: compiled {a.shape[0]} rows, expected {lay.n_rows}")
-    position = {id(x): i for i, x in enumerate(xs)}
-    pos = np.fromiter((position[id(x)] for x in info.columns), dtype=np.int64,
-                      count=len(info.columns))
-    coo = a.tocoo()
-    full = scipy.sparse.csc_matrix((coo.data, (coo.row, pos[coo.col])),
-                                   shape=(lay.n_rows, lay.n_cols))
-    full.sort_indices()
-    return (np.asarray(full.indptr, np.int32), np.asarray(full.indices, np.int32),
-            np.asarray(full.data, float))
-
-
-# --------------------------------------------------------------------------- model object
+    status: Any
+    x: np.ndarray
+    objective: float
+    has_solution: bool
+    mip_gap: float
+    iterations: int
 
 
 @dataclass
@@ -127,162 +87,281 @@ class Timings:
         }
 
 
+def structure_difference(old: Layout, new: Layout) -> str:
+    """The first families whose size differs between two layouts (for messages)."""
+    out = []
+    for kind, a, b in (("columns", old.vars, new.vars), ("rows", old.rows, new.rows)):
+        for name in list(dict.fromkeys([*a, *b])):
+            na = a[name].n if name in a else 0
+            nb = b[name].n if name in b else 0
+            if na != nb:
+                out.append(f"{kind} {name} {na} -> {nb}")
+    return "; ".join(out[:3]) if out else "same sizes, other positions"
+
+
+def merge_timings(first: dict[str, float], second: dict[str, float]) -> dict[str, float]:
+    """Timings of two solves of one plan, added key by key."""
+    return {k: first.get(k, 0.0) + second.get(k, 0.0) for k in {**first, **second}}
+
+
 class DispatchModel:
-    """One compiled dispatch model in a HiGHS instance, re-solvable with new data (MPC)."""
+    """One dispatch model in a HiGHS instance, re-solvable with new data (MPC).
+
+    ``pool``: the pooled layout (:class:`optimizer.layout.Pool`) whose matrix stays the same
+    as vehicles come and go (the rolling solver's). ``pyomo_hook`` / ``pyomo_solver``: solve
+    through the Pyomo model instead (:mod:`optimizer.pyomo_model`)."""
 
     def __init__(self, problem: DispatchProblem, options: SolveOptions | None = None,
                  *, elastic: bool = False,
                  storage_gates: dict[str, np.ndarray] | None = None,
-                 ev_gates: np.ndarray | None = None) -> None:
+                 ev_gates: np.ndarray | None = None, pool: Pool | None = None,
+                 pyomo_hook: PyomoHook | None = None, pyomo_solver: str | None = None) -> None:
         self.options = options or SolveOptions()
         self.elastic = elastic
         self.storage_gates = storage_gates
         self.ev_gates = ev_gates
+        self.pool = pool
+        self.hook = pyomo_hook
+        self.pyomo_solver = pyomo_solver
         self.x = np.zeros(0)
         """The last solution vector, in layout column order."""
+        self.mip_start: tuple[np.ndarray, np.ndarray] | None = None
+        """(columns, values) of integer columns offered to HiGHS as a MIP start; HiGHS
+        completes it by an LP with those values fixed (the rolling solver passes the
+        previous plan's commitments moved by the steps the horizon moved)."""
         self.timings = Timings()
         t0 = time.perf_counter()
         self.problem = problem
         self.pre: PrecheckResult = precheck(problem, self.options)
         self.layout = build_layout(problem, self.pre, self.options, elastic=elastic,
-                                   storage_gates=storage_gates, ev_gates=ev_gates)
+                                   storage_gates=storage_gates, ev_gates=ev_gates, pool=pool)
+        self.cost = objective_cost(self.layout, problem, self.options)
         t1 = time.perf_counter()
-        model, xs = to_pyomo(self.layout)
-        self.pyomo_model = model
-        t2 = time.perf_counter()
-        self.csc = compile_matrix(model, xs, self.layout)
-        self.highs = quiet_highs()
-        self._pass(self.layout, self.csc)
-        t3 = time.perf_counter()
-        self.timings.layout_s, self.timings.pyomo_s, self.timings.translate_s = (
-            t1 - t0, t2 - t1, t3 - t2)
+        self.pyomo: PyomoDispatch | None = None
+        self.highs: Any = None
+        self.route = "highspy"
+        if pyomo_hook is not None or pyomo_solver is not None:
+            self.pyomo = PyomoDispatch(self.layout, self.cost, problem, pyomo_hook)
+            t2 = time.perf_counter()
+            self.timings.pyomo_s = t2 - t1
+            if pyomo_solver is not None:
+                self.route = f"pyomo:{pyomo_solver}"
+                self.n_total = self.layout.n_cols
+            else:
+                self.route = "pyomo+highspy"
+                arrays = self.pyomo.compile()
+                self.n_total = arrays["n_cols"]
+                self.cost = arrays["cost"]
+                self._pass(arrays)
+            self.timings.layout_s, self.timings.translate_s = t1 - t0, time.perf_counter() - t2
+            return
+        lay = self.layout
+        self._coo = lay.coo()
+        self.csc = lay.csc()
+        lb, ub = lay.bounds()
+        lo, hi = lay.row_bounds()
+        self.n_total = lay.n_cols
+        self._pass({"n_cols": lay.n_cols, "n_rows": lay.n_rows, "cost": self.cost, "lb": lb,
+                    "ub": ub, "lo": lo, "hi": hi, "start": self.csc[0], "index": self.csc[1],
+                    "value": self.csc[2], "integrality": lay.integrality()})
+        self.timings.layout_s, self.timings.translate_s = t1 - t0, time.perf_counter() - t1
 
-    def _pass(self, lay: Layout, csc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        h = self.highs
+    def _pass(self, a: dict[str, Any]) -> None:
+        h = self.highs = quiet_highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", int(self.options.threads))
         h.setOptionValue("mip_rel_gap", float(self.options.mip_rel_gap))
-        lb, ub = lay.bounds()
-        lo, hi = lay.row_bounds()
-        start, index, value = csc
-        status = h.passModel(lay.n_cols, lay.n_rows, int(value.size), 1, 1, 0.0,
-                             self._objective_cost(lay), lb, ub, lo, hi,
-                             start, index, value, lay.integrality())
+        # the sub-MIP heuristics (RINS, RENS) took most of the time of the dispatch MILPs
+        # measured (4 of 5 s on a 96-step day with export above import at night) and found
+        # nothing the root's own heuristics did not
+        h.setOptionValue("mip_heuristic_run_rins", False)
+        h.setOptionValue("mip_heuristic_run_rens", False)
+        self.nonzeros = int(a["value"].size)
+        self.integrality = np.asarray(a["integrality"], dtype=np.int32)
+        self.binaries = int(self.integrality.sum())
+        self.n_rows_total = int(a["n_rows"])
+        status = h.passModel(a["n_cols"], a["n_rows"], int(a["value"].size), 1, 1,
+                             float(a.get("offset", 0.0)), a["cost"], a["lb"], a["ub"],
+                             a["lo"], a["hi"], a["start"], a["index"], a["value"],
+                             a["integrality"])
         if status == highspy.HighsStatus.kError:
             raise OptimizerError("HiGHS rejected the model (inconsistent bounds?)")
 
-    def _objective_cost(self, lay: Layout) -> np.ndarray:
-        cost = np.array(lay.cost(), dtype=float)
-        opts = self.options
-        if opts.objective == "weighted":
-            cost *= opts.weight_cost
-            imp = lay.vars["grid_import_kw"]
-            cost[imp.start:imp.start + imp.n] += opts.weight_import_krw_per_kwh * (
-                self.problem.step_h)
-        return cost
-
     # ------------------------------------------------------------------ MPC
     def update(self, problem: DispatchProblem) -> None:
-        """Load new forecasts, prices and state into the solver in place.
+        """Load new forecasts, prices, state and sessions into the solver in place.
 
-        The new problem must have the same structure (same assets, sessions, step ranges
-        and coefficients); otherwise :class:`OptimizerError` says to build a new model.
+        The new problem's matrix must have the same pattern (same assets and, in a pooled
+        model, slots enough for its sessions and loads); changed coefficient values and
+        integrality are set in place. Otherwise :class:`OptimizerError` says to build anew.
         """
+        if self.highs is None or self.route != "highspy":
+            raise OptimizerError("a model solved through Pyomo is built anew for each problem")
         t0 = time.perf_counter()
         pre = precheck(problem, self.options)
         lay = build_layout(problem, pre, self.options, elastic=self.elastic,
-                           storage_gates=self.storage_gates, ev_gates=self.ev_gates)
-        same = (lay.n_cols == self.layout.n_cols and lay.n_rows == self.layout.n_rows
-                and all(np.array_equal(x, y) for x, y in zip(lay.csc(), self.csc,
-                                                              strict=True)))
-        if not same:
+                           storage_gates=self.storage_gates, ev_gates=self.ev_gates,
+                           pool=self.pool)
+        r, c, v = lay.coo()
+        r0, c0, v0 = self._coo
+        if (lay.n_cols != self.layout.n_cols or lay.n_rows != self.layout.n_rows
+                or not np.array_equal(r, r0) or not np.array_equal(c, c0)):
             raise OptimizerError("the new problem's structure differs (assets, sessions or "
-                                 "coefficients changed); build a new DispatchModel")
+                                 "coefficients changed: " + structure_difference(
+                                     self.layout, lay) + "); build a new DispatchModel")
         h = self.highs
+        changed = np.flatnonzero(v != v0)
+        if changed.size:
+            key = r * lay.n_cols + c
+            keys = np.unique(key[changed])
+            sel = np.isin(key, keys)
+            uk, inv = np.unique(key[sel], return_inverse=True)
+            vals = np.bincount(inv, weights=v[sel])
+            for k, val in zip(uk.tolist(), vals.tolist(), strict=True):
+                h.changeCoeff(int(k // lay.n_cols), int(k % lay.n_cols), float(val))
+            self.csc = lay.csc()
+        integ = lay.integrality()
+        if not np.array_equal(integ, self.integrality):
+            diff = np.flatnonzero(integ != self.integrality).astype(np.int32)
+            h.changeColsIntegrality(diff.size, diff, integ[diff].astype(np.uint8))
+            self.integrality = integ
+            self.binaries = int(integ.sum())
         cols = np.arange(lay.n_cols, dtype=np.int32)
         rows = np.arange(lay.n_rows, dtype=np.int32)
         lb, ub = lay.bounds()
         lo, hi = lay.row_bounds()
-        self.problem, self.pre, self.layout = problem, pre, lay
+        self.problem, self.pre, self.layout, self._coo = problem, pre, lay, (r, c, v)
+        self.cost = objective_cost(lay, problem, self.options)
         h.changeColsBounds(lay.n_cols, cols, lb, ub)
-        h.changeColsCost(lay.n_cols, cols, self._objective_cost(lay))
+        h.changeColsCost(lay.n_cols, cols, self.cost)
         h.changeRowsBounds(lay.n_rows, rows, lo, hi)
         self.timings = Timings(layout_s=time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ solve
-    def _run(self, deadline: float) -> Any:
+    def _run(self, deadline: float) -> _Run:
+        """One HiGHS run. A MILP first runs as its LP relaxation: when that optimum is
+        already integral it is the MILP's optimum (no branch and bound; a DR event that is
+        worth following, or prices that keep import and export apart, usually are), else
+        the MILP runs, starting from :attr:`mip_start` when one is set."""
         h = self.highs
-        remaining = max(0.01, deadline - time.perf_counter())
-        h.setOptionValue("time_limit", float(remaining))
+        self.runs += 1
+        if self.binaries:
+            h.setOptionValue("solve_relaxation", True)
+            h.setOptionValue("time_limit", float(max(0.01, deadline - time.perf_counter())))
+            h.run()
+            h.setOptionValue("solve_relaxation", False)
+            lp = self._capture(h.getModelStatus(), relaxed=True)
+            if lp.status in (_HS.kInfeasible, _HS.kUnboundedOrInfeasible):
+                return lp
+            start = self.mip_start
+            if lp.status == _HS.kOptimal:
+                v = lp.x[np.flatnonzero(self.integrality)]
+                if np.all(np.abs(v - np.round(v)) <= 1e-7):
+                    return lp
+            h.clearSolver()  # a MILP started from the relaxation's state runs slower
+            if start is not None:
+                cols, vals = start
+                h.setSolution(int(cols.size), np.asarray(cols, dtype=np.int32),
+                              np.asarray(vals, dtype=float))
+        h.setOptionValue("time_limit", float(max(0.01, deadline - time.perf_counter())))
         h.run()
-        return h.getModelStatus()
+        return self._capture(h.getModelStatus(), relaxed=False)
+
+    def _capture(self, status: Any, relaxed: bool) -> _Run:
+        h = self.highs
+        info = h.getInfo()
+        has = info.primal_solution_status == 2
+        x = np.asarray(h.getSolution().col_value, dtype=float) if has else np.zeros(0)
+        gap = 0.0 if relaxed or not self.binaries else float(info.mip_gap)
+        return _Run(status, x, float(info.objective_function_value), has, gap,
+                    int(info.simplex_iteration_count))
 
     def solve(self) -> DispatchResult:
         """Solve (or re-solve) and return the result; raise on infeasibility or failure."""
         opts = self.options
         t0 = time.perf_counter()
         deadline = t0 + opts.time_limit_s
-        h = self.highs
         lay = self.layout
+        self.runs = 0
+        if self.route.startswith("pyomo:"):
+            return self._solve_pyomo(t0)
+        h = self.highs
         extra_row = False
-        if opts.objective == "self_sufficiency":
-            # stage 1: least import; stage 2: least cost with import held at its minimum
-            full = self._objective_cost(lay)
-            imp = lay.vars["grid_import_kw"]
-            stage1 = np.zeros(lay.n_cols)
-            stage1[imp.start:imp.start + imp.n] = self.problem.step_h
-            for name, fam in lay.vars.items():  # keep penalties so slacks stay last resort
-                if "shortfall" in name or name in ("unserved_kw", "surplus_kw"):
-                    stage1[fam.start:fam.start + fam.n] = full[fam.start:fam.start + fam.n]
-            cols = np.arange(lay.n_cols, dtype=np.int32)
-            h.changeColsCost(lay.n_cols, cols, stage1)
-            status = self._run(deadline)
-            if status == _HS.kOptimal:
-                best = h.getInfo().objective_function_value
-                idx = np.arange(imp.start, imp.start + imp.n, dtype=np.int32)
-                h.addRow(-highspy.kHighsInf, best + 1e-6 * max(1.0, abs(best)),
-                         idx.size, idx, np.full(idx.size, self.problem.step_h))
-                extra_row = True
-            h.changeColsCost(lay.n_cols, cols, full)
-            if status == _HS.kOptimal:
-                status = self._run(deadline)
-        else:
-            status = self._run(deadline)
-        t1 = time.perf_counter()
-        self.timings.solve_s = t1 - t0
-        info = h.getInfo()
-        has_solution = info.primal_solution_status == 2
         try:
-            if status in (_HS.kInfeasible, _HS.kUnboundedOrInfeasible):
-                raise _InfeasibleSignal
-            if status == _HS.kUnbounded:
-                raise OptimizerError("the problem is unbounded: a price or limit is missing "
-                                     "(e.g. an infinite export limit with a positive price "
-                                     "and an unlimited source)")
-            if status == _HS.kOptimal:
-                state = "optimal"
-            elif status in (_HS.kTimeLimit, _HS.kInterrupt, _HS.kSolutionLimit) and has_solution:
-                state = "time_limit"
-            elif status == _HS.kTimeLimit:
-                raise OptimizerError(f"no feasible schedule found within the time limit "
-                                     f"of {opts.time_limit_s:g} s")
+            if opts.objective == "self_sufficiency":
+                # stage 1: least import; stage 2: least cost with import held at its minimum
+                cols = np.arange(self.n_total, dtype=np.int32)
+                h.changeColsCost(self.n_total, cols, _stage1_cost(lay, self.problem, self.cost))
+                run = self._run(deadline)
+                if run.status == _HS.kOptimal:
+                    best = run.objective
+                    imp = lay.vars["grid_import_kw"]
+                    idx = np.arange(imp.start, imp.start + imp.n, dtype=np.int32)
+                    h.addRow(-highspy.kHighsInf, best + 1e-6 * max(1.0, abs(best)),
+                             idx.size, idx, np.full(idx.size, self.problem.step_h))
+                    extra_row = True
+                h.changeColsCost(self.n_total, cols, self.cost)
+                if run.status == _HS.kOptimal:
+                    run = self._run(deadline)
             else:
-                raise OptimizerError(f"HiGHS stopped with status {h.modelStatusToString(status)}")
-            x = np.asarray(h.getSolution().col_value, dtype=float)
-            self.x = x
-            objective = float(info.objective_function_value)
+                run = self._run(deadline)
+            t1 = time.perf_counter()
+            self.timings.solve_s = t1 - t0
+            state = self._state(run.status, run.has_solution)
         finally:
             if extra_row:
-                h.deleteRows(1, np.array([lay.n_rows], dtype=np.int32))
-        t2 = time.perf_counter()
-        result = extract(self.problem, lay, x, state, objective, self.pre)
-        self.timings.extract_s = time.perf_counter() - t2
+                h.deleteRows(1, np.array([self.n_rows_total], dtype=np.int32))
+        self.x = run.x[:lay.n_cols]
+        self.x_all = run.x
+        return self._result(state, run.objective, t1, {
+            "mip_gap": run.mip_gap, "simplex_iterations": run.iterations})
+
+    def _state(self, status: Any, has_solution: bool) -> str:
+        if status in (_HS.kInfeasible, _HS.kUnboundedOrInfeasible):
+            raise _InfeasibleSignal
+        if status == _HS.kUnbounded:
+            raise OptimizerError("the problem is unbounded: a price or limit is missing "
+                                 "(e.g. an infinite export limit with a positive price "
+                                 "and an unlimited source)")
+        if status == _HS.kOptimal:
+            return "optimal"
+        if status in (_HS.kTimeLimit, _HS.kInterrupt, _HS.kSolutionLimit) and has_solution:
+            return "time_limit"
+        if status == _HS.kTimeLimit:
+            raise OptimizerError(f"no feasible schedule found within the time limit "
+                                 f"of {self.options.time_limit_s:g} s")
+        raise OptimizerError(f"HiGHS stopped with status {self.highs.modelStatusToString(status)}")
+
+    def _solve_pyomo(self, t0: float) -> DispatchResult:
+        assert self.pyomo is not None and self.pyomo_solver is not None
+        opts = self.options
+        stage1 = (_stage1_cost(self.layout, self.problem, self.cost)
+                  if opts.objective == "self_sufficiency" else None)
+        state, x, objective = self.pyomo.solve_with(self.pyomo_solver, opts.time_limit_s,
+                                                    opts.mip_rel_gap, stage1)
+        self.runs = 2 if stage1 is not None else 1
+        t1 = time.perf_counter()
+        self.timings.solve_s = t1 - t0
+        self.x = self.x_all = x
+        self.nonzeros = int(self.layout.coo()[0].size)
+        self.binaries = int(self.layout.integrality().sum())
+        return self._result(state, objective, t1, {})
+
+    def _result(self, state: str, objective: float, t1: float,
+                extra: dict[str, Any]) -> DispatchResult:
+        lay = self.layout
+        result = extract(self.problem, lay, self.x, state, objective, self.pre)
+        if self.pyomo is not None:
+            if self.route == "pyomo+highspy":  # the hook's own variables can be read too
+                for v, val in zip(self.pyomo.columns, self.x_all.tolist(), strict=False):
+                    v.set_value(val, skip_validation=True)
+            result.stats["pyomo_hook_krw"] = self.pyomo.hook_value()
+        self.timings.extract_s = time.perf_counter() - t1
         result.timings_s = self.timings.as_dict()
         result.stats.update({
             "rows": lay.n_rows, "columns": lay.n_cols,
-            "binaries": int(lay.integrality().sum()), "nonzeros": int(self.csc[2].size),
-            "mip_gap": float(info.mip_gap) if lay.integrality().any() else 0.0,
-            "simplex_iterations": int(info.simplex_iteration_count),
+            "binaries": self.binaries, "nonzeros": self.nonzeros,
+            "mip_gap": 0.0, "route": self.route, "solves": self.runs, **extra,
         })
         return result
 
@@ -295,32 +374,50 @@ class _InfeasibleSignal(InfeasibleError):  # noqa: N818
                          "constraints that conflict")
 
 
-def solve(problem: DispatchProblem, options: SolveOptions | None = None) -> DispatchResult:
-    """Build, solve and extract ``problem``; name the cause when it is infeasible."""
+def solve(problem: DispatchProblem, options: SolveOptions | None = None, *,
+          pyomo_hook: PyomoHook | None = None, pyomo_solver: str | None = None
+          ) -> DispatchResult:
+    """Build, solve and extract ``problem``; name the cause when it is infeasible.
+
+    ``pyomo_hook(model, problem)`` adds the user's own constraints (and objective terms) to
+    the Pyomo model of the problem; ``pyomo_solver`` solves that model with a solver of
+    Pyomo's (see :mod:`optimizer.pyomo_model`). Without either, the layout goes straight
+    to HiGHS. ``timings_s`` and ``stats["solves"]`` cover every solve of the plan."""
     options = options or SolveOptions()
-    model = DispatchModel(problem, options)
+    route = {"pyomo_hook": pyomo_hook, "pyomo_solver": pyomo_solver}
+    model = DispatchModel(problem, options, **route)
     try:
         result = model.solve()
     except _InfeasibleSignal:
         pass
     else:
-        gates = simultaneous_storage_steps(problem, result)
-        ev_gates = simultaneous_ev_steps(model.layout, model.x)
-        if not gates and not ev_gates.size:
-            return result
-        # prices made charging and discharging at once pay (energy burnt in losses):
-        # re-solve with a binary at exactly those steps
-        parts = [f"storage {k}" for k in gates]
-        if ev_gates.size:
-            parts.append(f"V2G sessions ({ev_gates.size} session-steps)")
-        note = "binaries added against simultaneous charge/discharge: " + ", ".join(parts)
-        result = DispatchModel(problem, options, storage_gates=gates,
-                               ev_gates=ev_gates).solve()
-        result.notes.append(note)
-        return result
+        return gate_if_needed(model, result, **route)[1]
     if not options.elastic:
         raise InfeasibleError("no feasible schedule (elastic diagnosis disabled)")
-    raise elastic_diagnosis(problem, options)
+    raise elastic_diagnosis(problem, options, **route)
+
+
+def gate_if_needed(model: DispatchModel, result: DispatchResult, **route: Any
+                   ) -> tuple[DispatchModel, DispatchResult]:
+    """Re-solve with binaries where the LP charged and discharged one store at once (prices
+    that make burning energy in losses pay); return the model and result to keep, the
+    timings and solve count covering both solves."""
+    problem = model.problem
+    gates = simultaneous_storage_steps(problem, result)
+    ev_gates = simultaneous_ev_steps(model.layout, model.x)
+    if not gates and not ev_gates.size:
+        return model, result
+    parts = [f"storage {k}" for k in gates]
+    if ev_gates.size:
+        parts.append(f"V2G sessions ({ev_gates.size} session-steps)")
+    gated = DispatchModel(problem, model.options, storage_gates=gates, ev_gates=ev_gates,
+                          pool=model.pool, **route)
+    second = gated.solve()
+    second.notes.append("binaries added against simultaneous charge/discharge: "
+                        + ", ".join(parts))
+    second.timings_s = merge_timings(result.timings_s, second.timings_s)
+    second.stats["solves"] = result.stats["solves"] + second.stats["solves"]
+    return gated, second
 
 
 def simultaneous_storage_steps(problem: DispatchProblem, result: DispatchResult,
@@ -337,25 +434,11 @@ def simultaneous_storage_steps(problem: DispatchProblem, result: DispatchResult,
     return out
 
 
-def simultaneous_ev_steps(lay: Layout, x: np.ndarray, tol_kw: float = 1e-6) -> np.ndarray:
-    """Flat (session, step) indices of V2G sessions that charge and discharge at once."""
-    if "ev_discharge_kw" not in lay.vars:
-        return np.zeros(0, dtype=np.int64)
-    sid, _, _, v2g = lay.ev_flat
-    chf, disf = lay.vars["ev_charge_kw"], lay.vars["ev_discharge_kw"]
-    ch = x[chf.start:chf.start + chf.n]
-    vmask = v2g[sid]
-    dis = np.zeros(ch.size)
-    dis[vmask] = x[disf.start:disf.start + disf.n]
-    both = (ch > tol_kw) & (dis > tol_kw)
-    # gate every V2G step of the sessions concerned (see simultaneous_storage_steps)
-    return np.flatnonzero(np.isin(sid, np.unique(sid[both])) & vmask)
-
-
-def elastic_diagnosis(problem: DispatchProblem, options: SolveOptions) -> InfeasibleError:
+def elastic_diagnosis(problem: DispatchProblem, options: SolveOptions,
+                      **route: Any) -> InfeasibleError:
     """Re-solve with penalised slacks; return an error naming what had to give."""
     relaxed_opts = replace(options, objective="cost", ev_unreachable="shortfall")
-    model = DispatchModel(problem, relaxed_opts, elastic=True)
+    model = DispatchModel(problem, relaxed_opts, elastic=True, **route)
     try:
         result = model.solve()
     except _InfeasibleSignal:
@@ -364,6 +447,8 @@ def elastic_diagnosis(problem: DispatchProblem, options: SolveOptions) -> Infeas
             "check fuel-cell commitment (min up/down time, ramp, initial state, heat demand) "
             "and storage SOC window / terminal SOC")
     causes = result.relaxations
+    if route.get("pyomo_hook") is not None:
+        causes = [*causes, "the Pyomo hook's own constraints were kept as given"]
     if not causes:
         causes = ["the solver reported infeasibility but the relaxed problem needed no "
                   "slack; tolerances may be too tight"]

@@ -93,3 +93,63 @@ def test_plus_dr_raises_the_import_to_the_floor() -> None:
     assert s["grid_import_kw"].iloc[1] == pytest.approx(30.0, abs=1e-6)
     assert s["ess_b_charge_kw"].iloc[1] == pytest.approx(50.0, abs=1e-6)
     np.testing.assert_allclose(s["pv_pv_kw"].iloc[1], 100.0, atol=1e-6)
+
+
+def test_soft_event_below_the_load_is_paid_not_a_cap() -> None:
+    # Load 100 kW (1 h), import 100 KRW/kWh, one soft event with baseline 80 kW and nothing
+    # to reduce with: the plan imports the 100 kW (10,000 KRW) and earns nothing. A soft
+    # event pays for reduction below the baseline; only a hard event caps the import.
+    event = DrEvent("soft", 0, 1, baseline_kw=80, reduction_kw=20, price_krw_per_kwh=500)
+    p = DispatchProblem(n_steps=1, step_h=1.0, load_kw=100.0,
+                        grid=Grid(import_price_krw_per_kwh=100), dr_events=(event,))
+    r = solve(p)
+    assert r.status == "optimal"
+    assert r.objective_krw == pytest.approx(10_000.0, abs=1e-6)
+    assert r.schedule["grid_import_kw"].iloc[0] == pytest.approx(100.0, abs=1e-6)
+    assert r.schedule["dr_soft_reduction_kw"].iloc[0] == pytest.approx(0.0, abs=1e-6)
+    assert r.cost_breakdown["dr_revenue_krw"] == pytest.approx(0.0, abs=1e-6)
+    # nothing to be paid for (reduction_kw 0): still no cap
+    idle = DrEvent("idle", 0, 1, baseline_kw=80, reduction_kw=0, price_krw_per_kwh=500)
+    r0 = solve(DispatchProblem(n_steps=1, step_h=1.0, load_kw=100.0,
+                               grid=Grid(import_price_krw_per_kwh=100), dr_events=(idle,)))
+    assert r0.objective_krw == pytest.approx(10_000.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(("price", "discharge", "objective"), [
+    # 300 KRW/kWh: discharge 50 kW in the event -> import 50, reduction min(30, 80 - 50) = 30
+    # paid 9,000; refilling 50 kWh costs 50 / 0.9 x 100 = 5,555.6 against 5,000 of import
+    # saved: 40,000 - 5,000 + 5,555.6 - 9,000 = 31,555.6 KRW.
+    (300.0, 50.0, 40_000 - 5_000 + 50 / 0.9 * 100 - 9_000),
+    # 15 KRW/kWh: the first 20 kW only reach the baseline and earn nothing, so even the
+    # best reduction (50 kW: 30 x 15 = 450) does not pay for its 555.6 KRW of losses: the
+    # battery stays idle, 40,000 KRW. (Paying, or charging, for every kW of the reading
+    # against the baseline - a linear settlement - would discharge 50 kW here.)
+    (15.0, 0.0, 40_000.0),
+])
+def test_soft_event_reduces_only_where_it_pays(price: float, discharge: float,
+                                               objective: float) -> None:
+    # 4 one-hour steps, load 100 kW, import 100 KRW/kWh, no export. Battery 50 kWh / 50 kW,
+    # full, must end full, charging loses 10 %. Soft event in step 1: baseline 80 kW, up to
+    # 30 kW of reduction below it paid at ``price``; the refill fits in steps 2-3.
+    event = DrEvent("e", 1, 2, baseline_kw=80, reduction_kw=30, price_krw_per_kwh=price)
+    p = DispatchProblem(n_steps=4, step_h=1.0, load_kw=100.0,
+                        grid=Grid(import_price_krw_per_kwh=100, export_limit_kw=0),
+                        storage=(_battery(),), dr_events=(event,))
+    r = solve(p)
+    assert r.objective_krw == pytest.approx(objective, abs=1e-4)
+    assert r.schedule["ess_b_discharge_kw"].iloc[1] == pytest.approx(discharge, abs=1e-6)
+    paid = max(0.0, min(30.0, 80.0 - (100.0 - discharge)))
+    assert r.schedule["dr_e_reduction_kw"].iloc[1] == pytest.approx(paid, abs=1e-6)
+    assert r.cost_breakdown["dr_revenue_krw"] == pytest.approx(-price * paid, abs=1e-6)
+
+
+def test_soft_plus_dr_pays_the_increase_without_forcing_it() -> None:
+    # 플러스DR, soft: import above baseline 50 kW is paid (up to 30 kW). Load 20 kW and
+    # nothing to absorb more: import stays 20 kW, no payment, no infeasibility.
+    event = DrEvent("plus", 0, 1, baseline_kw=50, reduction_kw=30, price_krw_per_kwh=200,
+                    increase=True)
+    p = DispatchProblem(n_steps=1, step_h=1.0, load_kw=20.0,
+                        grid=Grid(import_price_krw_per_kwh=100), dr_events=(event,))
+    r = solve(p)
+    assert r.objective_krw == pytest.approx(2_000.0, abs=1e-6)
+    assert r.schedule["dr_plus_reduction_kw"].iloc[0] == pytest.approx(0.0, abs=1e-6)

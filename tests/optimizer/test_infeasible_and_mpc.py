@@ -199,3 +199,27 @@ def test_pyomo_compile_equals_the_layout_matrix_with_ranged_rows(make) -> None: 
     np.testing.assert_array_equal(start, ref[0])
     np.testing.assert_array_equal(index, ref[1])
     np.testing.assert_allclose(value, ref[2], rtol=0, atol=0)
+
+
+def test_timings_cover_every_solve_of_a_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # negative price: the LP charges and discharges at once, so solve() re-solves with
+    # binaries; the plan's timings are the sum over both models, and stats count 2 solves
+    from optimizer import solve as solve_module  # noqa: F401
+    from optimizer.solve import DispatchModel as Model
+
+    seen: list[dict[str, float]] = []
+    original = Model.solve
+
+    def spy(self):  # type: ignore[no-untyped-def]
+        r = original(self)
+        seen.append(dict(r.timings_s))
+        return r
+
+    monkeypatch.setattr(Model, "solve", spy)
+    p = DispatchProblem(
+        n_steps=1, step_h=1.0, grid=Grid(import_price_krw_per_kwh=-100, export_limit_kw=0.0),
+        storage=(Storage("b", 10, 10, 10, 0.9, 0.9, 0.0, 1.0, 1.0),))
+    r = solve(p)
+    assert len(seen) == 2 and r.stats["solves"] == 2
+    for key in ("build", "solve", "extract"):
+        assert r.timings_s[key] == pytest.approx(seen[0][key] + seen[1][key], rel=1e-12)

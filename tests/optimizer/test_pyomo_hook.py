@@ -1,0 +1,116 @@
+"""The Pyomo extension point: a hook's constraint changes the plan as hand arithmetic says;
+the Pyomo model is the hot path's model; other Pyomo solvers solve it."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optimizer import (
+    DemandCharge,
+    DispatchProblem,
+    DrEvent,
+    EvCharger,
+    EvSession,
+    FuelCell,
+    Grid,
+    HeatSink,
+    PvSource,
+    SolveOptions,
+    Storage,
+    pyomo_model,
+    solve,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "optimizer" / "feeder_limit.py"
+sys.path.insert(0, str(EXAMPLE.parent))
+import feeder_limit  # noqa: E402
+
+
+def _heated_day(shift: float) -> DispatchProblem:
+    """A day with PV, a battery, a V2G session, a fuel cell whose heat meets a demand
+    through a store, a demand charge and a paid DR event."""
+    t = np.arange(8)
+    return DispatchProblem(
+        n_steps=8, step_h=1.0, load_kw=20 + 5 * np.sin(t) + shift,
+        grid=Grid(import_price_krw_per_kwh=100 + 20 * (t % 3) + shift,
+                  export_price_krw_per_kwh=30),
+        pv=(PvSource("pv", np.clip(15 * np.sin(t / 2.5), 0, None) + shift),),
+        storage=(Storage("b", 40, 10, 10, soc_initial=0.3 + 0.05 * shift),),
+        chargers=(EvCharger("c", 11, bidirectional=True, max_discharge_kw=7),),
+        ev_sessions=(EvSession("s", "c", 2, 7, 60, 0.4, 0.6, v2g=True),),
+        fuel_cells=(FuelCell("fc", max_kw=12, electrical_efficiency=0.5,
+                             fuel_price_krw_per_kwh=60 + shift, heat_per_kwh=0.9,
+                             heat_value_krw_per_kwh=50),),
+        heat_sink=HeatSink(demand_kwh=4 + 3 * np.cos(t) + shift, storage_kwh=6 + shift,
+                           initial_kwh=shift),
+        demand_charge=DemandCharge(8000.0, t >= 2, floor_kw=5.0, month_fraction=1 / 31),
+        dr_events=(DrEvent("e", 5, 7, baseline_kw=22.0, reduction_kw=6.0,
+                           price_krw_per_kwh=400.0),))
+
+
+def test_feeder_limit_hook_changes_the_plan_as_expected() -> None:
+    # examples/optimizer/feeder_limit.py: 27,000 KRW without the limit; with import <= 100 kW
+    # the battery covers 20 kW of step 2, charged as 25 kWh before it: 27,500 KRW.
+    plain = solve(feeder_limit.site())
+    assert plain.objective_krw == pytest.approx(27_000.0, abs=1e-6)
+    assert plain.stats["route"] == "highspy"
+    limited = solve(feeder_limit.site(), pyomo_hook=feeder_limit.feeder_limit)
+    assert limited.stats["route"] == "pyomo+highspy"
+    assert limited.objective_krw == pytest.approx(27_500.0, abs=1e-6)
+    s = limited.schedule
+    assert s["grid_import_kw"].iloc[2] == pytest.approx(100.0, abs=1e-6)
+    assert s["ess_b_discharge_kw"].iloc[2] == pytest.approx(20.0, abs=1e-6)
+    assert s["ess_b_charge_kw"].iloc[:2].sum() == pytest.approx(25.0, abs=1e-6)
+    assert (s["grid_import_kw"] <= 100.0 + 1e-6).all()
+    assert limited.cost_breakdown["net_cost_krw"] == pytest.approx(27_500.0, abs=1e-6)
+
+
+def test_the_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(EXAMPLE), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "27,500 KRW" in out and "pyomo+highspy" in out
+
+
+def test_hook_objective_terms_and_own_variables() -> None:
+    # the hook adds its own variable (the step-2 import above 90 kW) and prices it at
+    # 1,000 KRW/kW in the objective: the battery then covers 30 kW of step 2 (charged as
+    # 37.5 kWh): 27,000 + 7.5 x 100 = 27,750 KRW, and the hook's term is 0.
+    from pyomo.environ import Constraint, NonNegativeReals, Var
+
+    def hook(m, p):  # type: ignore[no-untyped-def]
+        m.excess = Var(domain=NonNegativeReals)
+        m.excess_def = Constraint(expr=m.grid_import_kw[2] - 90.0 <= m.excess)
+        return 1000.0 * m.excess
+
+    r = solve(feeder_limit.site(), pyomo_hook=hook)
+    assert r.objective_krw == pytest.approx(27_750.0, abs=1e-6)
+    assert r.stats["pyomo_hook_krw"] == pytest.approx(0.0, abs=1e-6)
+    assert r.schedule["grid_import_kw"].iloc[2] == pytest.approx(90.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["cost", "self_sufficiency"])
+def test_pyomo_model_without_hook_equals_the_hot_path(objective: str) -> None:
+    # the same layout through Pyomo (compiled, and through Pyomo's own HiGHS interface)
+    # gives the hot path's optimum
+    p = _heated_day(0.5)
+    opts = SolveOptions(objective=objective)  # type: ignore[arg-type]
+    direct = solve(p, opts)
+    compiled = solve(p, opts, pyomo_hook=lambda m, q: None)
+    assert compiled.stats["route"] == "pyomo+highspy"
+    assert compiled.objective_krw == pytest.approx(direct.objective_krw, rel=1e-6)
+    other = solve(p, opts, pyomo_solver="appsi_highs")
+    assert other.stats["route"] == "pyomo:appsi_highs"
+    assert other.objective_krw == pytest.approx(direct.objective_krw, rel=1e-6)
+    np.testing.assert_allclose(other.schedule["grid_kw"].sum(), direct.schedule["grid_kw"].sum(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_pyomo_model_names_the_families() -> None:
+    m = pyomo_model(feeder_limit.site())
+    assert len(m.grid_import_kw) == 4 and len(m.balance) == 4
+    assert len(m.ess_b_energy_kwh) == 5
