@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cems.cli.devices import quiet_pymodbus
 from cems.errors import InputError, translate_library_errors
+from device_drivers.timetext import parse_aware_time
 
 if TYPE_CHECKING:
     from device_drivers.sim import SiteSimulator
@@ -49,13 +50,9 @@ def _start_time(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        start = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"--start {text!r}: not an ISO 8601 time, e.g. "
-                         "2026-07-01T12:00:00+09:00") from None
-    if start.tzinfo is None:
-        raise InputError(f"--start {text!r} has no time zone; add an offset such as +09:00")
-    return start
+        return parse_aware_time(text)
+    except ValueError as exc:
+        raise InputError(f"--start: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from device_drivers import DeviceError
+from device_drivers.timetext import parse_aware_time
 
 if TYPE_CHECKING:
     from device_drivers.sim.server import SiteSimulator
@@ -110,13 +111,9 @@ class FaultEntry(BaseModel):
             parse_duration_s(text[1:])
             return text
         try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"{value!r} is neither an offset such as \"+10min\" nor an ISO "
-                             "8601 time such as 2026-07-15T12:10:00+09:00") from None
-        if when.tzinfo is None:
-            raise ValueError(f"{value!r} has no time zone; add an offset such as +09:00")
-        return when
+            return parse_aware_time(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (or an offset such as \"+10min\")") from None
 
     @field_validator("for_", mode="before")
     @classmethod

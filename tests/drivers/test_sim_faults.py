@@ -82,8 +82,8 @@ def test_every_bad_entry_is_named_with_file_entry_and_line() -> None:
     lines = str(caught.value).splitlines()
     assert lines == [
         "t.yaml: faults[1] (line 4): fault 'delay' needs 'delay_s'",
-        "t.yaml: faults[2].at (line 7): '10min' is neither an offset such as \"+10min\" nor "
-        "an ISO 8601 time such as 2026-07-15T12:10:00+09:00",
+        "t.yaml: faults[2].at (line 7): '10min' is not an ISO 8601 time such as "
+        "2026-07-15T12:10:00+09:00 (or an offset such as \"+10min\")",
         "t.yaml: faults[3] (line 8): fault 'invalid' takes no delay_s",
         "t.yaml: faults[4] (line 9): fault 'restore' is instantaneous; 'for' applies to drop, "
         "delay, freeze, invalid, scale_factor",

@@ -5,54 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-from loopback_ports import free_port as _free_port
+from small_site import small_site_doc, write_site
 
 from cems.config import load_site
 from cems.config.model import SiteConfig
 
 
 def small_site(tmp_path: Path) -> Path:
-    """A site with a grid meter, a base-load meter, PV, one ESS and one fuel cell.
-
-    The ESS and the fuel cell have ports of their own, so a test can cut one link alone.
-    """
-    shared, ess_port, fc_port = _free_port(), _free_port(), _free_port()
-
-    def tcp(port: int, device_id: int, profile: str) -> dict[str, object]:
-        return {"protocol": "modbus_tcp", "host": "127.0.0.1", "port": port,
-                "device_id": device_id, "profile": profile, "timeout_s": 0.5}
-
-    doc = {
-        "site": {
-            "id": "small", "name": "Small test site", "latitude": 36.5, "longitude": 127.3,
-            "data_dir": "data",
-            "grid": {"contract_power_kw": 300, "import_limit_kw": 300, "export_limit_kw": 200,
-                     "tariff_plan": "general_b_high_a_2", "meter": "grid-meter"},
-        },
-        "assets": {
-            "pv": [{"id": "pv-1", "kwp": 60, "tilt_deg": 20, "azimuth_deg": 180,
-                    "inverter_ac_kw": 55, "connection": tcp(shared, 3, "generic_pv_inverter")}],
-            "ess": [{"id": "ess-1", "capacity_kwh": 100, "max_charge_kw": 50,
-                     "max_discharge_kw": 50, "soc_initial": 0.5,
-                     "connection": tcp(ess_port, 1, "generic_ess")}],
-            "fuel_cells": [{"id": "fc-1", "min_kw": 10, "max_kw": 40,
-                            "electrical_efficiency": 0.45, "fuel_price_krw_per_kwh": 60,
-                            "safe_kw": 10, "connection": tcp(fc_port, 1, "generic_fuel_cell")}],
-        },
-        "loads": {"base": {"meter": "load-meter", "peak_kw": 150, "daily_energy_kwh": 2000}},
-        "meters": [
-            {"id": "grid-meter", "kind": "grid",
-             "connection": tcp(shared, 1, "generic_meter_3ph")},
-            {"id": "load-meter", "kind": "sub",
-             "connection": tcp(shared, 2, "generic_meter_3ph")},
-        ],
-        "scheduler": {"poll_interval_s": 5, "setpoint_expiry_s": 8, "replan_interval_min": 15,
-                      "horizon_h": 2},
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    """The small test site (see :mod:`small_site`) written to ``tmp_path``."""
+    return write_site(small_site_doc(), tmp_path)
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sunspec2.device as ssdev
-import yaml
 from loopback_ports import free_port
 from runtime_harness import POLL_S, SCENARIO_TIMEOUT_S, T0, Harness, run
+from small_site import small_site_doc, tcp, write_site
 
 from cems.config import load_site
 from cems.config.model import SiteConfig
@@ -45,50 +45,15 @@ BAD_SF = 400
 
 
 def _site(tmp_path: Path) -> SiteConfig:
-    """Grid and base-load meters, PV, a profile ESS and a fuel cell (generic profiles), and
+    """The small test site (grid and base-load meters, PV, a profile ESS and a fuel cell) and
     a SunSpec ESS on its own port."""
-    shared, ess_port, fc_port, sunspec_port = free_port(), free_port(), free_port(), free_port()
-
     # timeout: no fault here delays a response; a busy machine must not look like comm loss
-    def tcp(port: int, device_id: int, profile: str) -> dict[str, object]:
-        return {"protocol": "modbus_tcp", "host": "127.0.0.1", "port": port,
-                "device_id": device_id, "profile": profile, "timeout_s": 2.0}
-
-    doc = {
-        "site": {
-            "id": "sunspec-iso", "name": "SunSpec isolation site", "latitude": 36.5,
-            "longitude": 127.3, "data_dir": "data",
-            "grid": {"contract_power_kw": 300, "import_limit_kw": 300, "export_limit_kw": 200,
-                     "tariff_plan": "general_b_high_a_2", "meter": "grid-meter"},
-        },
-        "assets": {
-            "pv": [{"id": "pv-1", "kwp": 60, "tilt_deg": 20, "azimuth_deg": 180,
-                    "inverter_ac_kw": 55, "connection": tcp(shared, 3, "generic_pv_inverter")}],
-            "ess": [
-                {"id": "ess-1", "capacity_kwh": 100, "max_charge_kw": 50,
-                 "max_discharge_kw": 50, "soc_initial": 0.5,
-                 "connection": tcp(ess_port, 1, "generic_ess")},
-                {"id": SUNSPEC_ESS, "capacity_kwh": 60, "max_charge_kw": 30,
-                 "max_discharge_kw": 30, "soc_initial": 0.6,
-                 "connection": tcp(sunspec_port, 1, "sunspec")},
-            ],
-            "fuel_cells": [{"id": "fc-1", "min_kw": 10, "max_kw": 40,
-                            "electrical_efficiency": 0.45, "fuel_price_krw_per_kwh": 60,
-                            "safe_kw": 10, "connection": tcp(fc_port, 1, "generic_fuel_cell")}],
-        },
-        "loads": {"base": {"meter": "load-meter", "peak_kw": 150, "daily_energy_kwh": 2000}},
-        "meters": [
-            {"id": "grid-meter", "kind": "grid",
-             "connection": tcp(shared, 1, "generic_meter_3ph")},
-            {"id": "load-meter", "kind": "sub",
-             "connection": tcp(shared, 2, "generic_meter_3ph")},
-        ],
-        "scheduler": {"poll_interval_s": 5, "setpoint_expiry_s": 8, "replan_interval_min": 15,
-                      "horizon_h": 2},
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return load_site(path)
+    doc = small_site_doc(timeout_s=2.0)
+    doc["site"].update(id="sunspec-iso", name="SunSpec isolation site")
+    doc["assets"]["ess"].append(
+        {"id": SUNSPEC_ESS, "capacity_kwh": 60, "max_charge_kw": 30, "max_discharge_kw": 30,
+         "soc_initial": 0.6, "connection": tcp(free_port(), 1, "sunspec", 2.0)})
+    return load_site(write_site(doc, tmp_path))
 
 
 def _us(when: datetime) -> int:

@@ -58,3 +58,17 @@ def template_of(routes: Iterable[RouteInfo], method: str, path: str) -> str | No
         if info.method == method and re.fullmatch(pattern, bare):
             return info.path
     return None
+
+
+def login_tokens(client: Any, passwords: dict[str, str]) -> dict[str, str]:
+    """Log every user in through ``/api/login``; their bearer tokens by user name.
+
+    The client's cookies are cleared afterwards, so each request says who it is by token.
+    """
+    out = {}
+    for name, password in passwords.items():
+        r = client.post("/api/login", json={"username": name, "password": password})
+        assert r.status_code == 200, r.text
+        out[name] = r.json()["token"]
+    client.cookies.clear()
+    return out

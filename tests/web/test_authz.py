@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from web_routes import login_tokens
 
 from cems.config import load_site
 from cems.store import open_store
@@ -89,13 +90,7 @@ def client(site: Path, clock: Clock,
 
 @pytest.fixture(scope="module")
 def tokens(client: TestClient) -> dict[str, str]:
-    out = {}
-    for name, password in PASSWORDS.items():
-        r = client.post("/api/login", json={"username": name, "password": password})
-        assert r.status_code == 200, r.text
-        out[name] = r.json()["token"]
-    client.cookies.clear()
-    return out
+    return login_tokens(client, PASSWORDS)
 
 
 T0 = "2026-04-10T00:00:00%2B09:00"

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from web_routes import RouteInfo, app_routes
+from web_routes import RouteInfo, app_routes, login_tokens
 
 from cems.config import load_site
 from cems.store import open_store
@@ -88,13 +88,7 @@ def client(module_site: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def tokens(client: TestClient) -> dict[str, str]:
-    out = {}
-    for name, password in USERS.items():
-        r = client.post("/api/login", json={"username": name, "password": password})
-        assert r.status_code == 200, r.text
-        out[name] = r.json()["token"]
-    client.cookies.clear()
-    return out
+    return login_tokens(client, USERS)
 
 
 @pytest.fixture(scope="module")
