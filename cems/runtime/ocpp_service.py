@@ -18,10 +18,16 @@ import signal
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cems.config.model import SiteConfig
-from cems.runtime.ocpp_sessions import OcppBridge, SessionProfile, charging_plans
-from cems.runtime.planner import make_plan
+from cems.runtime.ocpp_sessions import (
+    OcppBridge,
+    SessionBasis,
+    SessionProfile,
+    charging_plans,
+)
+from cems.runtime.planner import Plan, make_plan
 from cems.runtime.state import SiteState
 from cems.store.telemetry import TelemetryStore
 from device_drivers.ocpp import Csms
@@ -62,6 +68,21 @@ def tls_context(config: SiteConfig) -> ssl.SSLContext | None:
     return context
 
 
+def build_csms(config: SiteConfig) -> tuple[OcppBridge, Csms]:
+    """The site's OCPP bridge and its CSMS (not yet listening)."""
+    bridge = OcppBridge(config)
+    csms = Csms(bridge.specs(), bridge, heartbeat_interval_s=config.ocpp.heartbeat_interval_s,
+                ssl_context=tls_context(config),
+                allow_plain_remote=config.ocpp.allow_plain_remote)
+    return bridge, csms
+
+
+def has_ocpp(config: SiteConfig) -> bool:
+    """True when a charger of the site is managed over OCPP."""
+    return any(getattr(c.connection, "protocol", None) == "ocpp"
+               for c in config.assets.ev_chargers)
+
+
 async def plan_once(
     config: SiteConfig,
     bridge: OcppBridge,
@@ -77,6 +98,7 @@ async def plan_once(
     if not bridge.sessions:
         say(f"{now.isoformat(timespec='seconds')} no OCPP session running ({reasons})")
         return
+    version = bridge.version
     rows, bases = bridge.planner_sessions(now)
     horizon_h = max(config.scheduler.horizon_h, MIN_HORIZON_H)
     try:
@@ -97,32 +119,36 @@ async def plan_once(
         )
         return
     run.plans += 1
+    if bridge.version != version:  # sessions changed while solving: the next plan pushes
+        say(f"{now.isoformat(timespec='seconds')} plan {run.plans} ({reasons}) not pushed: "
+            "sessions changed while it was solved")
+        return
+    say(f"{now.isoformat(timespec='seconds')} plan {run.plans} ({reasons}): "
+        f"{len(bases)} session(s), {plan.timings_s.get('total', 0.0):.2f} s")
+    await push_profiles(csms, plan, bases, now, run, store, say)
+
+
+async def push_profiles(csms: Csms, plan: Plan, bases: dict[str, SessionBasis], now: datetime,
+                        run: OcppRun, store: TelemetryStore | None,
+                        say: Callable[[str], None]) -> None:
+    """Send each session its part of ``plan``; alarm where its energy is out of reach."""
     profiles = charging_plans(plan, bases, now)
     results = await asyncio.gather(*(csms.push(p.basis.cp_id, p.plan) for p in profiles.values()))
     run.last_profiles.update(profiles)
-    say(
-        f"{now.isoformat(timespec='seconds')} plan {run.plans} ({reasons}): "
-        f"{len(profiles)} session(s), {plan.timings_s.get('total', 0.0):.2f} s"
-    )
     for profile, result in zip(profiles.values(), results, strict=True):
         run.pushes[result.status] = run.pushes.get(result.status, 0) + 1
         basis = profile.basis
-        say(
-            f"  {basis.describe()}; profile {result.status}: {profile.energy_kwh:.2f} kWh "
-            f"planned by departure"
-        )
+        say(f"  {basis.describe()}; profile {result.status}: {profile.energy_kwh:.2f} kWh "
+            f"planned by departure")
         if profile.shortfall_kwh > 0:
-            message = (
-                f"{basis.charger_id} ({basis.cp_id}) requests {basis.energy_kwh:.2f} kWh"
-                f" but can get at most {profile.energy_kwh:.2f} kWh by "
-                f"{basis.departure.isoformat(timespec='minutes')} at {basis.max_kw:g} kW"
-            )
+            message = (f"{basis.charger_id} ({basis.cp_id}) requests {basis.energy_kwh:.2f} kWh"
+                       f" but can get at most {profile.energy_kwh:.2f} kWh by "
+                       f"{basis.departure.isoformat(timespec='minutes')} at {basis.max_kw:g} kW")
             run.alarms.append(message)
             say(f"  ALARM ev_needs_unreachable: {message}")
             if store is not None:
-                store.raise_alarm(
-                    at=now, code="ev_needs_unreachable", message=message, device=basis.charger_id
-                )
+                store.raise_alarm(at=now, code="ev_needs_unreachable", message=message,
+                                  device=basis.charger_id)
 
 
 def flush(bridge: OcppBridge, store: TelemetryStore | None, run: OcppRun) -> None:

@@ -92,6 +92,7 @@ class OcppBridge(ChargerEvents):
     reasons: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._changes: list[str] = []
         self.chargers: dict[str, tuple[EvCharger, OcppConnection]] = {
             c.connection.charge_point_id: (c, c.connection)
             for c in self.config.assets.ev_chargers
@@ -125,7 +126,14 @@ class OcppBridge(ChargerEvents):
             )
         return out
 
+    @property
+    def version(self) -> int:
+        """Counts the changes to sessions and needs (a plan made from an older count is
+        stale: a newer one follows)."""
+        return len(self._changes)
+
     def _replan(self, reason: str) -> None:
+        self._changes.append(reason)
         self.reasons.append(reason)
         self.changed.set()
 
