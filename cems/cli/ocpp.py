@@ -70,7 +70,8 @@ def run_serve(args: argparse.Namespace) -> int:
     def ready(bound: int) -> None:
         print(
             f"cems ocpp serve: listening on {scheme}://{host}:{bound}/{{charge_point_id}} "
-            f"for {len(ids)} charge point(s): {', '.join(ids)}",
+            f"for {len(ids)} charge point(s): {', '.join(ids[:5])}"
+            f"{', ...' if len(ids) > 5 else ''}",
             flush=True,
         )
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +53,8 @@ class OcppRun:
     alarms: list[str] = field(default_factory=list)
     readings_stored: int = 0
     last_profiles: dict[str, SessionProfile] = field(default_factory=dict)
+    sessions: list[dict[str, object]] = field(default_factory=list)  # finished: requested
+    # vs delivered
 
 
 def tls_context(config: SiteConfig) -> ssl.SSLContext | None:
@@ -68,12 +71,13 @@ def tls_context(config: SiteConfig) -> ssl.SSLContext | None:
     return context
 
 
-def build_csms(config: SiteConfig) -> tuple[OcppBridge, Csms]:
-    """The site's OCPP bridge and its CSMS (not yet listening)."""
+def build_csms(config: SiteConfig, clock: Callable[[], datetime] = utc_now
+               ) -> tuple[OcppBridge, Csms]:
+    """The site's OCPP bridge and its CSMS (not yet listening); ``clock`` is its "now"."""
     bridge = OcppBridge(config)
     csms = Csms(bridge.specs(), bridge, heartbeat_interval_s=config.ocpp.heartbeat_interval_s,
                 ssl_context=tls_context(config),
-                allow_plain_remote=config.ocpp.allow_plain_remote)
+                allow_plain_remote=config.ocpp.allow_plain_remote, clock=clock)
     return bridge, csms
 
 
@@ -90,9 +94,10 @@ async def plan_once(
     run: OcppRun,
     store: TelemetryStore | None,
     say: Callable[[str], None],
+    clock: Callable[[], datetime] = utc_now,
 ) -> None:
     """Solve one plan with the current sessions and push every session's profile."""
-    now = utc_now()
+    now = clock()
     reasons = "; ".join(bridge.reasons[-3:]) or "scheduled"
     bridge.reasons.clear()
     if not bridge.sessions:
@@ -119,12 +124,13 @@ async def plan_once(
         )
         return
     run.plans += 1
+    solve_s = sum(plan.timings_s.get(k, 0.0) for k in ("build", "solve", "extract"))
     if bridge.version != version:  # sessions changed while solving: the next plan pushes
         say(f"{now.isoformat(timespec='seconds')} plan {run.plans} ({reasons}) not pushed: "
             "sessions changed while it was solved")
         return
     say(f"{now.isoformat(timespec='seconds')} plan {run.plans} ({reasons}): "
-        f"{len(bases)} session(s), {plan.timings_s.get('total', 0.0):.2f} s")
+        f"{len(bases)} session(s), optimiser {solve_s:.2f} s (build + solve + extract)")
     await push_profiles(csms, plan, bases, now, run, store, say)
 
 
@@ -167,27 +173,30 @@ async def serve_ocpp(
     duration_s: float | None = None,
     say: Callable[[str], None] = print,
     ready: Callable[[int], None] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    replan_interval_s: float | None = None,
+    stop: asyncio.Event | None = None,
 ) -> OcppRun:
-    """Run the CSMS and its planning until stopped (SIGINT/SIGTERM) or ``duration_s``."""
-    bridge = OcppBridge(config)
-    csms = Csms(
-        bridge.specs(),
-        bridge,
-        heartbeat_interval_s=config.ocpp.heartbeat_interval_s,
-        ssl_context=tls_context(config),
-        allow_plain_remote=config.ocpp.allow_plain_remote,
-    )
+    """Run the CSMS and its planning until stopped (SIGINT/SIGTERM, ``stop``) or
+    ``duration_s`` (wall seconds).
+
+    ``clock``: "now" for plans and profiles (a simulation's accelerated clock);
+    ``replan_interval_s``: wall seconds between scheduled re-plans (default: the site's
+    ``scheduler.replan_interval_min``)."""
+    bridge, csms = build_csms(config, clock)
     run = OcppRun()
-    stop = asyncio.Event()
+    run.sessions = bridge.finished
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     run.port = await csms.start(host, port)
     if ready is not None:
         ready(run.port)
     deadline = None if duration_s is None else loop.time() + duration_s
-    replan_s = config.scheduler.replan_interval_min * 60.0
+    replan_s = replan_interval_s or config.scheduler.replan_interval_min * 60.0
     next_plan = loop.time() + replan_s
     try:
         while not stop.is_set():
@@ -207,7 +216,7 @@ async def serve_ocpp(
             if bridge.changed.is_set() or loop.time() >= next_plan:
                 bridge.changed.clear()
                 next_plan = loop.time() + replan_s
-                await plan_once(config, bridge, csms, run, store, say)
+                await plan_once(config, bridge, csms, run, store, say, clock)
     finally:
         await csms.close()
         flush(bridge, store, run)

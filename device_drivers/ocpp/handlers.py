@@ -29,7 +29,6 @@ from device_drivers.ocpp.model import (
     parse_meter_values,
     parse_needs,
     parse_time,
-    utc_now,
 )
 from device_drivers.types import Quality, Reading
 
@@ -108,7 +107,7 @@ class _Session:
         await super().route_message(raw_msg)  # type: ignore[misc]
 
     def _state(self, value: float) -> None:
-        self.link.report({"session_state": Reading(value, "", utc_now(), Quality.GOOD)})
+        self.link.report({"session_state": Reading(value, "", self.link.clock(), Quality.GOOD)})
 
 
 class Session16(_Session, v16.ChargePoint):
@@ -126,7 +125,9 @@ class Session16(_Session, v16.ChargePoint):
     ) -> v16.call_result.BootNotification:
         self.link.booted(charge_point_vendor, charge_point_model)
         return v16.call_result.BootNotification(
-            current_time=utc_now().isoformat(), interval=self.link.heartbeat_s, status="Accepted"
+            current_time=self.link.clock().isoformat(),
+            interval=self.link.heartbeat_s,
+            status="Accepted",
         )
 
     @after("BootNotification")
@@ -136,7 +137,7 @@ class Session16(_Session, v16.ChargePoint):
     @on("Heartbeat")
     def on_heartbeat(self) -> v16.call_result.Heartbeat:
         self.link.heartbeats += 1
-        return v16.call_result.Heartbeat(current_time=utc_now().isoformat())
+        return v16.call_result.Heartbeat(current_time=self.link.clock().isoformat())
 
     @on("Authorize")
     def on_authorize(self, id_tag: str) -> v16.call_result.Authorize:
@@ -157,7 +158,7 @@ class Session16(_Session, v16.ChargePoint):
     ) -> v16.call_result.StartTransaction:
         tx = Transaction(
             str(next(_TX_IDS)),
-            parse_time(timestamp) or utc_now(),
+            parse_time(timestamp) or self.link.clock(),
             meter_start_kwh=meter_start / 1000.0,
             energy_import_kwh=meter_start / 1000.0,
         )
@@ -171,7 +172,7 @@ class Session16(_Session, v16.ChargePoint):
         self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any
     ) -> v16.call_result.StopTransaction:
         self.link.ended(
-            str(transaction_id), parse_time(timestamp) or utc_now(), meter_stop / 1000.0
+            str(transaction_id), parse_time(timestamp) or self.link.clock(), meter_stop / 1000.0
         )
         return v16.call_result.StopTransaction(id_tag_info={"status": "Accepted"})
 
@@ -179,7 +180,7 @@ class Session16(_Session, v16.ChargePoint):
     def on_meter_values(
         self, connector_id: int, meter_value: list[dict[str, Any]], **_: Any
     ) -> v16.call_result.MeterValues:
-        self.link.report(parse_meter_values(meter_value, utc_now()))
+        self.link.report(parse_meter_values(meter_value, self.link.clock()))
         return v16.call_result.MeterValues()
 
 
@@ -194,7 +195,9 @@ class _Session2x(_Session):
             str(charging_station.get("vendor_name", "")), str(charging_station.get("model", ""))
         )
         return self._call_result.BootNotification(
-            current_time=utc_now().isoformat(), interval=self.link.heartbeat_s, status="Accepted"
+            current_time=self.link.clock().isoformat(),
+            interval=self.link.heartbeat_s,
+            status="Accepted",
         )
 
     @after("BootNotification")
@@ -204,7 +207,7 @@ class _Session2x(_Session):
     @on("Heartbeat")
     def on_heartbeat(self) -> Any:
         self.link.heartbeats += 1
-        return self._call_result.Heartbeat(current_time=utc_now().isoformat())
+        return self._call_result.Heartbeat(current_time=self.link.clock().isoformat())
 
     @on("Authorize")
     def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
@@ -231,7 +234,7 @@ class _Session2x(_Session):
         id_token: dict[str, Any] | None = None,
         **_: Any,
     ) -> Any:
-        when = parse_time(timestamp) or utc_now()
+        when = parse_time(timestamp) or self.link.clock()
         tx_id = str(transaction_info.get("transaction_id", ""))
         readings = parse_meter_values(meter_value or [], when)
         energy = readings.get("energy_import_kwh")
@@ -252,12 +255,12 @@ class _Session2x(_Session):
 
     @on("MeterValues")
     def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any) -> Any:
-        self.link.report(parse_meter_values(meter_value, utc_now()))
+        self.link.report(parse_meter_values(meter_value, self.link.clock()))
         return self._call_result.MeterValues()
 
     @on("NotifyEVChargingNeeds")
     def on_needs(self, charging_needs: dict[str, Any], evse_id: int, **_: Any) -> Any:
-        self.link.needs(parse_needs(charging_needs, self.link.spec.phases, utc_now()))
+        self.link.needs(parse_needs(charging_needs, self.link.spec.phases, self.link.clock()))
         return self._call_result.NotifyEVChargingNeeds(status="Accepted")
 
 

@@ -18,6 +18,7 @@ import hmac
 import ipaddress
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -74,6 +75,7 @@ class Link:
     spec: ChargePointSpec
     events: ChargerEvents
     heartbeat_s: int
+    clock: Callable[[], datetime] = utc_now
     session: Any = None
     transaction: Transaction | None = None
     plan: ChargingPlan | None = None
@@ -163,13 +165,16 @@ class Link:
 
     async def resend_profile(self) -> None:
         """After a (re)boot: the last plan again, while it is still valid."""
-        if self.plan is not None and self.plan.valid_to > utc_now():
+        if self.plan is not None and self.plan.valid_to > self.clock():
             result = await self.push(self.plan)
             log.info("%s: profile re-sent after boot: %s", self.spec.id, result.status)
 
 
 class Csms:
-    """A charging station management server for the declared charge points."""
+    """A charging station management server for the declared charge points.
+
+    ``clock`` is "now" for the timestamps it gives and the validity of plans it re-sends
+    (default: the wall clock; a simulation passes its own)."""
 
     def __init__(
         self,
@@ -180,8 +185,9 @@ class Csms:
         ssl_context: ssl.SSLContext | None = None,
         allow_plain_remote: bool = False,
         response_timeout_s: float = RESPONSE_TIMEOUT_S,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.links = {s.id: Link(s, events, heartbeat_interval_s) for s in specs}
+        self.links = {s.id: Link(s, events, heartbeat_interval_s, clock) for s in specs}
         self.events = events
         self.ssl_context = ssl_context
         self.allow_plain_remote = allow_plain_remote
