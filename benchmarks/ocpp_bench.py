@@ -158,17 +158,24 @@ async def bench(n: int, port: int, steady_s: float) -> dict[str, float]:
     t0 = time.monotonic()
     tasks = [asyncio.create_task(charge_point(i, port, stop, rtts, ready, handles))
              for i in range(n)]
-    while len(ready) < n:
-        await asyncio.sleep(0.05)
+    def check() -> None:
         for t in tasks:
             if t.done() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+                raise RuntimeError(f"a charge point failed: {t.exception()!r}")
+
+    while len(ready) < n:
+        await asyncio.sleep(0.05)
+        check()
     t_connected = time.monotonic() - t0
+    print(f"[{t_connected:.1f} s] all connected", file=sys.stderr)
     while len(PROFILES.received) < n:
         await asyncio.sleep(0.05)
+        check()
     t_first = time.monotonic() - t0
+    print(f"[{t_first:.1f} s] all have a profile", file=sys.stderr)
     rtts.clear()
     await asyncio.sleep(steady_s)
+    check()
     steady = list(rtts)
     # re-plan: one car's new needs; every running transaction gets a new profile
     counts = {cp: len(v) for cp, v in PROFILES.received.items()}
@@ -202,23 +209,31 @@ def main() -> int:
         sock.close()
         site = Path(tmp) / "site.yaml"
         site.write_text(site_yaml(n, Path(tmp) / "data"), encoding="utf-8")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cems", "ocpp", "serve", str(site), "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "listening on" in line:
-                break
-        else:
-            print("cems ocpp serve did not start", file=sys.stderr)
-            return 1
+        log_path = Path(tmp) / "service.log"
+        with log_path.open("w", encoding="utf-8") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cems", "ocpp", "serve", str(site), "--port", str(port)],
+                stdout=log_file, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 120
+        while "listening on" not in log_path.read_text(encoding="utf-8"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                print("cems ocpp serve did not start:\n" + log_path.read_text(encoding="utf-8"),
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.1)
         cpu0 = os.times()
         try:
             figures = asyncio.run(bench(n, port, args.steady_s))
-        finally:
+        except Exception as exc:
+            print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=120)
+            proc.wait(timeout=120)
+            print(log_path.read_text(encoding="utf-8")[-6000:], file=sys.stderr)
+            return 1
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        out = log_path.read_text(encoding="utf-8")
         cpu1 = os.times()
     plans = [line for line in out.splitlines() if " plan " in line and "session(s)" in line]
     print(f"{n} charge points ({(n + 1) // 2} OCPP 2.0.1 with ISO 15118 needs, {n // 2} 1.6J)")
@@ -232,8 +247,8 @@ def main() -> int:
     print(f"re-plan after new needs: {int(figures['updated'])}/{n} charge points got a new "
           f"profile within {figures['replan_s']:.2f} s (target <= {TARGET_REPLAN_S:g} s, "
           f"ratio {figures['replan_s'] / TARGET_REPLAN_S:.2f} of target)")
-    if plans:
-        print(f"service's last plan line: {plans[-1].strip()}")
+    for line in plans:
+        print(f"service: {line.strip()}")
     print(f"charge-point simulator CPU: {cpu1.user + cpu1.system - cpu0.user - cpu0.system:.1f}"
           " s")
     return 0 if figures["replan_s"] <= TARGET_REPLAN_S and figures["updated"] == n else 1
