@@ -55,9 +55,11 @@ def demo_cars(config: SiteConfig, start: datetime, seed: int = 1) -> dict[str, S
         stay_h = rng.uniform(3.0, 6.0)
         max_kw = min(charger.max_kw, rng.choice((7.4, 11.0, 22.0)))
         energy = round(rng.uniform(0.3, 0.7) * max_kw * stay_h, 1)
+        v2x = conn.ocpp_version == "2.1" and charger.bidirectional
         cars[conn.charge_point_id] = SimCar(
             arrival, arrival + timedelta(hours=stay_h), energy, max_kw,
-            iso15118=conn.ocpp_version != "1.6" and i % 3 != 2)
+            iso15118=v2x or (conn.ocpp_version != "1.6" and i % 3 != 2),
+            max_discharge_kw=charger.max_discharge_kw if v2x else 0.0)
     return cars
 
 

@@ -52,6 +52,9 @@ class OcppSession:
     delivered_kwh: float = 0.0
     soc_pct: float | None = None
     meter_start_kwh: float | None = None
+    export_start_kwh: float | None = None
+    imported_kwh: float = 0.0
+    exported_kwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,14 @@ class OcppBridge(ChargerEvents):
         if session is not None and energy is not None and energy.value is not None:
             if session.meter_start_kwh is None:
                 session.meter_start_kwh = energy.value
-            session.delivered_kwh = max(0.0, energy.value - session.meter_start_kwh)
+            session.imported_kwh = max(0.0, energy.value - session.meter_start_kwh)
+        export = readings.get("energy_export_kwh")  # V2X: energy the car gave back
+        if session is not None and export is not None and export.value is not None:
+            if session.export_start_kwh is None:
+                session.export_start_kwh = export.value
+            session.exported_kwh = max(0.0, export.value - session.export_start_kwh)
+        if session is not None:
+            session.delivered_kwh = session.imported_kwh - session.exported_kwh
 
     # ------------------------------------------------------------------ planning
 

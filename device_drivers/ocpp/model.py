@@ -213,12 +213,14 @@ def parse_needs(charging_needs: dict[str, Any], phases: int, received: datetime)
 #: measurand -> (quantity, unit, scale to the quantity's unit from each accepted unit)
 _MEASURANDS: dict[str, tuple[str, str, dict[str, float]]] = {
     "Energy.Active.Import.Register": ("energy_import_kwh", "kWh", {"Wh": 1e-3, "kWh": 1.0}),
+    "Energy.Active.Export.Register": ("energy_export_kwh", "kWh", {"Wh": 1e-3, "kWh": 1.0}),
     "Power.Active.Import": ("active_power_kw", "kW", {"W": 1e-3, "kW": 1.0}),
     "Power.Active.Export": ("export_power_kw", "kW", {"W": 1e-3, "kW": 1.0}),
     "SoC": ("ev_soc_pct", "%", {"Percent": 1.0, "%": 1.0}),
 }
 _DEFAULT_UNITS = {
     "Energy.Active.Import.Register": "Wh",
+    "Energy.Active.Export.Register": "Wh",
     "Power.Active.Import": "W",
     "Power.Active.Export": "W",
     "SoC": "Percent",

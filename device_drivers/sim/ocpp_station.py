@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ocpp import v16, v201
+from ocpp import v16, v21, v201
 from ocpp.routing import on
 from websockets.asyncio.client import connect
 
@@ -34,6 +34,7 @@ class SimCar:
     energy_kwh: float
     max_kw: float
     iso15118: bool = False
+    max_discharge_kw: float = 0.0  # > 0: offers V2X (OCPP 2.1 stations)
 
 
 @dataclass
@@ -67,9 +68,16 @@ class _Profile:
         return current
 
 
+def _period_kw(period: dict[str, Any], watts_per_unit: float) -> float:
+    """A period's power: its limit, or a 2.1 V2X setpoint (< 0 discharges)."""
+    if period.get("operation_mode") == "CentralSetpoint" and "setpoint" in period:
+        return float(period["setpoint"]) * watts_per_unit / 1000.0
+    return float(period.get("limit", 0.0)) * watts_per_unit / 1000.0
+
+
 def _profile(schedule: dict[str, Any], valid_to: object, watts_per_unit: float) -> _Profile:
     start = parse_time(schedule.get("start_schedule"))
-    periods = [(float(p["start_period"]), float(p.get("limit", 0.0)) * watts_per_unit / 1000.0)
+    periods = [(float(p["start_period"]), _period_kw(p, watts_per_unit))
                for p in schedule.get("charging_schedule_period", [])]
     duration = schedule.get("duration")
     return _Profile(start or datetime.min.replace(tzinfo=UTC), periods, parse_time(valid_to),
@@ -81,7 +89,7 @@ class SimStation:
     """One charge point with one car; ``run`` plays the visit to its end."""
 
     cp_id: str
-    version: str  # "1.6" | "2.0.1"
+    version: str  # "1.6" | "2.0.1" | "2.1"
     url: str
     car: SimCar
     clock: Callable[[], datetime]
@@ -89,22 +97,25 @@ class SimStation:
     voltage_v: float = 230.0
     phases: int = 3
     profiles: list[_Profile] = field(default_factory=list)
-    energy_kwh: float = 0.0
+    energy_kwh: float = 0.0  # net energy into the car
+    imported_kwh: float = 0.0  # what the meter's import register counts
+    exported_kwh: float = 0.0  # and its export register (V2X)
 
     def _watts_per_unit(self, unit: str) -> float:
         return self.voltage_v * self.phases if unit == "A" else 1.0
 
     def power_kw(self, now: datetime) -> float:
-        """The car's power now: the latest profile's limit, else full power."""
-        if self.energy_kwh >= self.car.energy_kwh - 1e-9:
-            return 0.0
+        """The car's power now: the latest profile's limit (a 2.1 setpoint may discharge,
+        down to an empty battery's worth of what it got), else full power."""
         limit = self.profiles[-1].limit_kw(now) if self.profiles else None
         power = self.car.max_kw if limit is None else min(limit, self.car.max_kw)
-        return max(power, 0.0)
+        if power >= 0:
+            return power if self.energy_kwh < self.car.energy_kwh - 1e-9 else 0.0
+        return max(power, -self.car.max_discharge_kw) if self.energy_kwh > 0 else 0.0
 
     async def run(self, speed: float) -> StationResult:
         """Connect, play the visit (``speed`` simulated seconds per wall second), report."""
-        subprotocol = "ocpp2.0.1" if self.version == "2.0.1" else "ocpp1.6"
+        subprotocol = f"ocpp{self.version}"
         async with connect(self.url, subprotocols=[subprotocol], open_timeout=30) as ws:
             cp = self._client(ws)
             reader = asyncio.create_task(cp.start())
@@ -117,9 +128,10 @@ class SimStation:
 
     def _client(self, ws: Any) -> Any:
         station = self
-        if self.version == "2.0.1":
+        if self.version in ("2.0.1", "2.1"):
+            module: Any = v21 if self.version == "2.1" else v201
 
-            class Client201(v201.ChargePoint):
+            class Client2x(module.ChargePoint):  # type: ignore[misc,name-defined]
                 @on("SetChargingProfile")
                 def on_profile(self, evse_id: int, charging_profile: dict[str, Any],
                                **_: Any) -> Any:
@@ -127,9 +139,9 @@ class SimStation:
                     station.profiles.append(_profile(
                         schedule, charging_profile.get("valid_to"),
                         station._watts_per_unit(schedule["charging_rate_unit"])))
-                    return v201.call_result.SetChargingProfile(status="Accepted")
+                    return module.call_result.SetChargingProfile(status="Accepted")
 
-            return Client201(self.cp_id, ws, response_timeout=30)
+            return Client2x(self.cp_id, ws, response_timeout=30)
 
         class Client16(v16.ChargePoint):
             @on("SetChargingProfile")
@@ -148,9 +160,10 @@ class SimStation:
             await asyncio.sleep(wait)
 
     async def _visit(self, cp: Any, speed: float) -> StationResult:
-        is201 = self.version == "2.0.1"
+        is201 = self.version in ("2.0.1", "2.1")
+        m: Any = v21 if self.version == "2.1" else v201
         if is201:
-            await cp.call(v201.call.BootNotification(
+            await cp.call(m.call.BootNotification(
                 charging_station={"model": "SimStation", "vendor_name": "cems twin"},
                 reason="PowerUp"))
         else:
@@ -159,18 +172,13 @@ class SimStation:
         await self._sleep_until(self.car.arrival, speed)
         now = self.clock()
         if is201:
-            await cp.call(v201.call.TransactionEvent(
+            await cp.call(m.call.TransactionEvent(
                 event_type="Started", timestamp=now.isoformat(), trigger_reason="CablePluggedIn",
                 seq_no=0, transaction_info={"transaction_id": f"{self.cp_id}-1"},
                 evse={"id": 1, "connector_id": 1}, meter_value=self._meter(now)))
             if self.car.iso15118:
-                await cp.call(v201.call.NotifyEVChargingNeeds(evse_id=1, charging_needs={
-                    "requested_energy_transfer": "DC",
-                    "departure_time": self.car.departure.isoformat(),
-                    "dc_charging_parameters": {
-                        "ev_max_current": int(self.car.max_kw * 1000 / 400) + 1,
-                        "ev_max_voltage": 400, "energy_amount": int(self.car.energy_kwh * 1000),
-                        "ev_max_power": int(self.car.max_kw * 1000)}}))
+                await cp.call(m.call.NotifyEVChargingNeeds(evse_id=1,
+                                                           charging_needs=self._needs()))
             tx: Any = f"{self.cp_id}-1"
         else:
             start = await cp.call(v16.call.StartTransaction(
@@ -183,32 +191,54 @@ class SimStation:
             await self._sleep_until(step_end, speed)
             now = self.clock()
             hours = (now - last).total_seconds() / 3600.0
-            self.energy_kwh = min(self.car.energy_kwh,
-                                  self.energy_kwh + self.power_kw(last) * hours)
+            power = self.power_kw(last)
+            self.energy_kwh = min(self.car.energy_kwh, max(0.0, self.energy_kwh + power * hours))
+            self.imported_kwh += max(power, 0.0) * hours
+            self.exported_kwh += max(-power, 0.0) * hours
             last = now
             if is201:
-                await cp.call(v201.call.MeterValues(evse_id=1, meter_value=self._meter(now)))
+                await cp.call(m.call.MeterValues(evse_id=1, meter_value=self._meter(now)))
             else:
                 await cp.call(v16.call.MeterValues(
                     connector_id=1, transaction_id=tx, meter_value=[{
                         "timestamp": now.isoformat(), "sampled_value": [
-                            {"value": str(round(self.energy_kwh * 1000)),
+                            {"value": str(round(self.imported_kwh * 1000)),
                              "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]))
             seq += 1
         now = self.clock()
         if is201:
-            await cp.call(v201.call.TransactionEvent(
+            await cp.call(m.call.TransactionEvent(
                 event_type="Ended", timestamp=now.isoformat(), trigger_reason="EVDeparted",
                 seq_no=seq, transaction_info={"transaction_id": tx},
                 meter_value=self._meter(now)))
         else:
             await cp.call(v16.call.StopTransaction(
-                meter_stop=round(self.energy_kwh * 1000), timestamp=now.isoformat(),
+                meter_stop=round(self.imported_kwh * 1000), timestamp=now.isoformat(),
                 transaction_id=tx))
         return StationResult(self.cp_id, self.car.energy_kwh, self.energy_kwh,
                              len(self.profiles), self.car.iso15118 and is201)
 
+    def _needs(self) -> dict[str, Any]:
+        """NotifyEVChargingNeeds' chargingNeeds: DC needs, V2X (DC_BPT) on a 2.1 station
+        when the car offers discharge."""
+        car = self.car
+        needs: dict[str, Any] = {
+            "requested_energy_transfer": "DC", "departure_time": car.departure.isoformat(),
+            "dc_charging_parameters": {
+                "ev_max_current": int(car.max_kw * 1000 / 400) + 1, "ev_max_voltage": 400,
+                "energy_amount": int(car.energy_kwh * 1000),
+                "ev_max_power": int(car.max_kw * 1000)}}
+        if self.version == "2.1" and car.max_discharge_kw > 0:
+            needs["requested_energy_transfer"] = "DC_BPT"
+            needs["v2x_charging_parameters"] = {
+                "max_charge_power": car.max_kw * 1000,
+                "max_discharge_power": car.max_discharge_kw * 1000,
+                "ev_target_energy_request": car.energy_kwh * 1000}
+        return needs
+
     def _meter(self, now: datetime) -> list[dict[str, Any]]:
         return [{"timestamp": now.isoformat(), "sampled_value": [
-            {"value": round(self.energy_kwh * 1000, 1),
-             "measurand": "Energy.Active.Import.Register"}]}]
+            {"value": round(self.imported_kwh * 1000, 1),
+             "measurand": "Energy.Active.Import.Register"},
+            {"value": round(self.exported_kwh * 1000, 1),
+             "measurand": "Energy.Active.Export.Register"}]}]

@@ -27,9 +27,14 @@ loads:
   base: {peak_kw: 40, daily_energy_kwh: 500}
 assets:
   ev_chargers:
-    - {id: a, max_kw: 11, connection: {protocol: ocpp, charge_point_id: CP-A, ocpp_version: "2.0.1"}}
-    - {id: b, max_kw: 22, connection: {protocol: ocpp, charge_point_id: CP-B, ocpp_version: "2.0.1"}}
-    - {id: c, max_kw: 7.4, connection: {protocol: ocpp, charge_point_id: CP-C, ocpp_version: "1.6"}}
+    - {id: a, max_kw: 11,
+       connection: {protocol: ocpp, charge_point_id: CP-A, ocpp_version: "2.0.1"}}
+    - {id: b, max_kw: 22,
+       connection: {protocol: ocpp, charge_point_id: CP-B, ocpp_version: "2.0.1"}}
+    - {id: c, max_kw: 7.4,
+       connection: {protocol: ocpp, charge_point_id: CP-C, ocpp_version: "1.6"}}
+    - {id: d, max_kw: 11, bidirectional: true, max_discharge_kw: 10,
+       connection: {protocol: ocpp, charge_point_id: CP-D, ocpp_version: "2.1"}}
 """
 
 
@@ -39,9 +44,10 @@ def test_sessions_get_their_told_needs(tmp_path: Path) -> None:
     config = load_site(path)
     rows = asyncio.run(run_ocpp_demo(config, None, speed=900.0))
     by_id = {r["charge_point_id"]: r for r in rows}
-    assert set(by_id) == {"CP-A", "CP-B", "CP-C"}
-    assert [by_id[c]["iso15118_needs"] for c in ("CP-A", "CP-B", "CP-C")] == [True, True, False]
-    for cp in ("CP-A", "CP-B"):
+    assert set(by_id) == {"CP-A", "CP-B", "CP-C", "CP-D"}
+    told = [by_id[c]["iso15118_needs"] for c in ("CP-A", "CP-B", "CP-C", "CP-D")]
+    assert told == [True, True, False, True]
+    for cp in ("CP-A", "CP-B", "CP-D"):
         row = by_id[cp]
         assert row["profiles"] >= 1
         # the plan was told the car's energy, and the car got it (each solve costs a few
