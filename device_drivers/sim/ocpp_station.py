@@ -191,10 +191,14 @@ class SimStation:
             await self._sleep_until(step_end, speed)
             now = self.clock()
             hours = (now - last).total_seconds() / 3600.0
-            power = self.power_kw(last)
-            self.energy_kwh = min(self.car.energy_kwh, max(0.0, self.energy_kwh + power * hours))
-            self.imported_kwh += max(power, 0.0) * hours
-            self.exported_kwh += max(-power, 0.0) * hours
+            delta = self.power_kw(last) * hours  # the car takes no more than it wants and
+            if delta > 0:  # gives no more than it got
+                delta = min(delta, self.car.energy_kwh - self.energy_kwh)
+            else:
+                delta = max(delta, -self.energy_kwh)
+            self.energy_kwh += delta
+            self.imported_kwh += max(delta, 0.0)
+            self.exported_kwh += max(-delta, 0.0)
             last = now
             if is201:
                 await cp.call(m.call.MeterValues(evse_id=1, meter_value=self._meter(now)))
