@@ -1,9 +1,9 @@
 """The demo's OCPP chargers: simulated charge points against the CSMS and its planning.
 
 Every OCPP charger of the site gets one simulated car
-(:class:`device_drivers.sim.ocpp_station.SimStation`): 1.6J or 2.0.1 as the site declares,
-two in three cars on 2.0.1 stations telling their needs (ISO 15118), the rest telling
-nothing (the planner's assumptions apply). The CSMS
+(:class:`device_drivers.sim.ocpp_station.SimStation`) over the version the site declares:
+cars on 2.1 stations and two in three on 2.0.1 stations tell their needs (ISO 15118, V2X
+on a bidirectional 2.1 charger), the rest tell nothing (the planner's assumptions apply). The CSMS
 (:func:`cems.runtime.ocpp_service.serve_ocpp`) and the stations share an accelerated clock,
 so a visit of hours plays in seconds. Reported per session: the energy the car wanted, what
 the plan was told (or assumed), and what it got.
@@ -47,7 +47,8 @@ def demo_cars(config: SiteConfig, start: datetime, seed: int = 1) -> dict[str, S
     it can get at the charger's power in 70 % of its stay."""
     rng = random.Random(seed)
     cars = {}
-    for i, charger in enumerate(config.assets.ev_chargers):
+    plain = 0  # 2.0.1 stations so far: every third one's car has no ISO 15118
+    for charger in config.assets.ev_chargers:
         conn = charger.connection
         if not isinstance(conn, OcppConnection):
             continue
@@ -56,9 +57,10 @@ def demo_cars(config: SiteConfig, start: datetime, seed: int = 1) -> dict[str, S
         max_kw = min(charger.max_kw, rng.choice((7.4, 11.0, 22.0)))
         energy = round(rng.uniform(0.3, 0.7) * max_kw * stay_h, 1)
         v2x = conn.ocpp_version == "2.1" and charger.bidirectional
+        tells = conn.ocpp_version == "2.1" or (conn.ocpp_version == "2.0.1" and plain % 3 != 2)
+        plain += conn.ocpp_version == "2.0.1"
         cars[conn.charge_point_id] = SimCar(
-            arrival, arrival + timedelta(hours=stay_h), energy, max_kw,
-            iso15118=v2x or (conn.ocpp_version != "1.6" and i % 3 != 2),
+            arrival, arrival + timedelta(hours=stay_h), energy, max_kw, iso15118=tells,
             max_discharge_kw=charger.max_discharge_kw if v2x else 0.0)
     return cars
 

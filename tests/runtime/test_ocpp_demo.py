@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
+from example_sites import copy_on_free_ports
+from strict_json import strict_json
 
 from cems.config import load_site
 from cems.runtime.ocpp_demo import format_sessions, run_ocpp_demo
@@ -58,3 +61,21 @@ def test_sessions_get_their_told_needs(tmp_path: Path) -> None:
     assert by_id["CP-C"]["profiles"] >= 1
     text = format_sessions(rows)
     assert "CP-C" in text and "without needs (assumed)" in text
+
+
+@pytest.mark.timeout(600)
+def test_cems_demo_on_the_ocpp_car_park(run_cems: Any, repo_root: Path, tmp_path: Path) -> None:
+    site = copy_on_free_ports(repo_root / "examples" / "ocpp_parking" / "site.yaml",
+                              tmp_path / "site")
+    result = run_cems("demo", "--site", site.path, "--out", tmp_path / "out", "--json",
+                      timeout=560)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = strict_json(result.stdout)
+    rows = {r["charge_point_id"]: r for r in summary["ocpp_sessions"]}
+    assert set(rows) == {f"CP-PARK-0{i}" for i in range(1, 7)}
+    assert {r["ocpp_version"] for r in rows.values()} == {"1.6", "2.0.1", "2.1"}
+    for row in rows.values():
+        assert row["profiles"] >= 1
+        if row["iso15118_needs"]:  # told its needs: the plan was made for them
+            assert row["planned_for_kwh"] == pytest.approx(row["requested_kwh"], abs=0.01)
+            assert row["delivered_kwh"] >= 0.98 * row["requested_kwh"], row
