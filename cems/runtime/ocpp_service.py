@@ -139,6 +139,7 @@ async def push_profiles(csms: Csms, plan: Plan, bases: dict[str, SessionBasis], 
                         say: Callable[[str], None]) -> None:
     """Send each session its part of ``plan``; alarm where its energy is out of reach."""
     profiles = charging_plans(plan, bases, now)
+    plan.notes.extend(p.basis.describe() for p in profiles.values())  # what each assumed
     results = await asyncio.gather(*(csms.push(p.basis.cp_id, p.plan) for p in profiles.values()))
     run.last_profiles.update(profiles)
     for profile, result in zip(profiles.values(), results, strict=True):
@@ -155,6 +156,8 @@ async def push_profiles(csms: Csms, plan: Plan, bases: dict[str, SessionBasis], 
             if store is not None:
                 store.raise_alarm(at=now, code="ev_needs_unreachable", message=message,
                                   device=basis.charger_id)
+        elif store is not None:
+            store.clear_alarms(at=now, device=basis.charger_id, code="ev_needs_unreachable")
 
 
 def flush(bridge: OcppBridge, store: TelemetryStore | None, run: OcppRun) -> None:

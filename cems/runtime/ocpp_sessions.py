@@ -353,10 +353,11 @@ def charging_plans(
                 raised += extra * hours
         energy = sum(p * (b - a) / 3600.0 for a, b, p in bounds)
         periods: list[PlanPeriod] = []
-        for a, _b, p in bounds:
-            value = round(p, 4)
-            if not periods or not math.isclose(periods[-1].power_kw, value, abs_tol=1e-6):
-                periods.append(PlanPeriod(a, value))
+        for a, _b, p in bounds:  # equal neighbours merged (to the larger: never less energy)
+            if periods and math.isclose(periods[-1].power_kw, p, abs_tol=1e-6):
+                periods[-1] = PlanPeriod(periods[-1].offset_s, max(periods[-1].power_kw, p))
+            else:
+                periods.append(PlanPeriod(a, p))
         valid_to = min(basis.departure, start + timedelta(seconds=end_s))
         out[charger_id] = SessionProfile(
             basis,

@@ -46,6 +46,9 @@ assets:
     - id: ev-peer-1
       max_kw: 22
       connection: {{protocol: ocpp, charge_point_id: CP-PEER-1, ocpp_version: "2.0.1"}}
+    - id: ev-peer-x
+      max_kw: 11
+      connection: {{protocol: ocpp, charge_point_id: CP-PEER-X, ocpp_version: "2.0.1"}}
     - id: ev-peer-16
       max_kw: 7.4
       connection: {{protocol: ocpp, charge_point_id: CP-PEER-16, ocpp_version: "1.6",
@@ -339,6 +342,42 @@ def test_unknown_id_rejected_and_malformed_frames_answered(
             await ws.send('[2, "x-2", "Heartbeat", {}]')
             answer = json.loads(await ws.recv())
             assert answer[:2] == [3, "x-2"]
+
+    run(body())
+
+
+def test_needs_out_of_reach_raise_an_alarm_and_get_full_power(
+        server: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = server
+
+    async def body() -> None:
+        async with connect(f"ws://127.0.0.1:{port}/CP-PEER-X", subprotocols=["ocpp2.0.1"]) as ws:
+            cp = Peer201("CP-PEER-X", ws, response_timeout=30)
+            task = asyncio.create_task(cp.start())
+            await cp.call(v201.call.BootNotification(
+                charging_station={"model": "Peer", "vendor_name": "Independent"},
+                reason="PowerUp"))
+            await cp.call(v201.call.TransactionEvent(
+                event_type="Started", timestamp=now().isoformat(),
+                trigger_reason="CablePluggedIn", seq_no=0,
+                transaction_info={"transaction_id": "T-X"}))
+            departure = (now() + timedelta(hours=2)).replace(microsecond=0)
+            await cp.call(v201.call.NotifyEVChargingNeeds(evse_id=1, charging_needs={
+                "requested_energy_transfer": "DC", "departure_time": departure.isoformat(),
+                "dc_charging_parameters": {"ev_max_current": 28, "ev_max_voltage": 400,
+                                           "energy_amount": 100000, "ev_max_power": 50000}}))
+            line = await asyncio.to_thread(wait_for_line, proc, "ALARM ev_needs_unreachable", 60,
+                                           "cems ocpp serve")
+            # 100 kWh asked in 2 h of an 11 kW EVSE: at most 22 kWh
+            assert "ev-peer-x (CP-PEER-X) requests 100.00 kWh" in line
+            reachable = float(line.split("at most ")[1].split(" kWh")[0])
+            assert 21.9 <= reachable <= 22.0
+            schedule = cp.profiles[-1][1]["charging_schedule"][0]
+            assert [p["limit"] for p in schedule["charging_schedule_period"]] == [11000.0]
+            await cp.call(v201.call.TransactionEvent(
+                event_type="Ended", timestamp=now().isoformat(), trigger_reason="EVDeparted",
+                seq_no=1, transaction_info={"transaction_id": "T-X"}))
+            task.cancel()
 
     run(body())
 
