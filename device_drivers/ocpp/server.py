@@ -77,6 +77,7 @@ class Link:
     heartbeat_s: int
     clock: Callable[[], datetime] = utc_now
     session: Any = None
+    connection: Any = None  # the websocket of ``session``
     transaction: Transaction | None = None
     plan: ChargingPlan | None = None
     profile_ids: int = 0
@@ -280,9 +281,9 @@ class Csms:
             return
         if link.session is not None:
             log.info("%s: a new connection replaces the previous one", cp_id)
-            await link.session._connection.close(1000, "replaced by a new connection")
+            await link.connection.close(1000, "replaced by a new connection")
         session = SESSION_CLASSES[link.spec.version](link, connection, self.response_timeout_s)
-        link.session = session
+        link.session, link.connection = session, connection
         self.events.connected(cp_id, link.spec.version)
         try:
             await session.start()
@@ -290,5 +291,5 @@ class Csms:
             pass
         finally:
             if link.session is session:
-                link.session = None
+                link.session = link.connection = None
                 self.events.disconnected(cp_id)

@@ -299,3 +299,20 @@ def test_plain_ws_refused_off_loopback() -> None:
             await Csms(SPECS, Recorder()).start("0.0.0.0", 0)
 
     run(body)
+
+
+def test_a_new_connection_replaces_the_old_one() -> None:
+    async def body() -> None:
+        async with csms() as (server, _events, port):
+            url = f"ws://127.0.0.1:{port}/CP-A"
+            async with connect(url, subprotocols=["ocpp2.0.1"]) as first:
+                await until(lambda: server.connected == ["CP-A"])
+                async with connect(url, subprotocols=["ocpp2.0.1"]) as second:
+                    await first.wait_closed()
+                    assert first.close_code == 1000
+                    await second.send('[2, "hb", "Heartbeat", {}]')
+                    reply = json.loads(await second.recv())
+                    assert reply[:2] == [3, "hb"]
+                    assert server.connected == ["CP-A"]
+
+    run(body)
