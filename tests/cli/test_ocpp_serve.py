@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from ocpp.routing import on
 from processes import wait_for_line
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+
+from cems.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +57,10 @@ assets:
       connection: {{protocol: ocpp, charge_point_id: CP-PEER-16, ocpp_version: "1.6",
                     phases: 1, voltage_v: 230, rate_unit: A}}
 """
+
+
+Served = tuple[subprocess.Popen[str], int, Path]
+"""The server process, its port and its site's data_dir (its SQLite store)."""
 
 
 def now() -> datetime:
@@ -106,7 +113,7 @@ def integrate_kwh(schedule: dict[str, Any], until: datetime, watts_per_unit: flo
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("ocpp")
     site = folder / "site.yaml"
     site.write_text(SITE.format(data_dir=folder / "data"), encoding="utf-8")
@@ -120,7 +127,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproces
     )
     try:
         wait_for_line(proc, "listening on ws://127.0.0.1", 90, "cems ocpp serve")
-        yield proc, port
+        yield proc, port, folder / "data"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -136,9 +143,9 @@ def run(coro: Any) -> Any:
 
 
 def test_201_peer_gets_a_txprofile_delivering_its_needs_and_reconnects(
-    server: tuple[subprocess.Popen[str], int],
+    server: Served,
 ) -> None:
-    proc, port = server
+    proc, port, _data = server
     url = f"ws://127.0.0.1:{port}/CP-PEER-1"
 
     async def body() -> None:
@@ -255,9 +262,9 @@ def test_201_peer_gets_a_txprofile_delivering_its_needs_and_reconnects(
 
 
 def test_16_peer_gets_a_valid_txprofile_within_limits(
-    server: tuple[subprocess.Popen[str], int],
+    server: Served,
 ) -> None:
-    proc, port = server
+    proc, port, _data = server
 
     async def body() -> None:
         async with connect(f"ws://127.0.0.1:{port}/CP-PEER-16", subprotocols=["ocpp1.6"]) as ws:
@@ -323,9 +330,9 @@ def test_16_peer_gets_a_valid_txprofile_within_limits(
 
 
 def test_unknown_id_rejected_and_malformed_frames_answered(
-    server: tuple[subprocess.Popen[str], int],
+    server: Served,
 ) -> None:
-    _proc, port = server
+    _proc, port, _data = server
 
     async def body() -> None:
         with pytest.raises(InvalidStatus) as info:
@@ -347,8 +354,8 @@ def test_unknown_id_rejected_and_malformed_frames_answered(
 
 
 def test_needs_out_of_reach_raise_an_alarm_and_get_full_power(
-        server: tuple[subprocess.Popen[str], int]) -> None:
-    proc, port = server
+        server: Served) -> None:
+    proc, port, _data = server
 
     async def body() -> None:
         async with connect(f"ws://127.0.0.1:{port}/CP-PEER-X", subprotocols=["ocpp2.0.1"]) as ws:
@@ -383,11 +390,21 @@ def test_needs_out_of_reach_raise_an_alarm_and_get_full_power(
 
 
 def test_stop_prints_requested_and_delivered(
-    server: tuple[subprocess.Popen[str], int],
+    server: Served,
 ) -> None:
-    proc, _port = server
+    proc, _port, data_dir = server
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "requested 20.00 kWh, delivered 20.00 kWh" in out, out[-3000:]
+    # meter values and connector states went to the telemetry store, under the charger's id
+    store = open_store(None, data_dir=data_dir)
+    try:
+        energy = store.readings(device="ev-peer-1", quantity="energy_import_kwh")
+        assert sorted(energy["value"]) == [0.0, 20.0]
+        assert len(store.readings(device="ev-peer-16", quantity="energy_import_kwh")) >= 1
+        states = store.readings(device="ev-peer-1", quantity="session_state")
+        assert list(states["value"]) == [1.0]  # Occupied
+    finally:
+        store.engine.dispose()
     assert "Traceback" not in err
