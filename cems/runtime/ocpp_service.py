@@ -64,9 +64,17 @@ def tls_context(config: SiteConfig) -> ssl.SSLContext | None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
+    try:
+        context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ocpp.tls_cert_file / tls_key_file ({server.tls_cert_file}, "
+                         f"{server.tls_key_file}): {exc}") from None
     if server.tls_client_ca_file is not None:
-        context.load_verify_locations(server.tls_client_ca_file)
+        try:
+            context.load_verify_locations(server.tls_client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"ocpp.tls_client_ca_file ({server.tls_client_ca_file}): "
+                             f"{exc}") from None
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
