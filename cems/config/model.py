@@ -166,6 +166,9 @@ class OcppConnection(StrictModel):
     phases: Literal[1, 3] = Field(3, description="Phases the EVSE supplies.")
     rate_unit: Literal["W", "A"] = Field(
         "W", description="Unit of the charging profiles (A: per phase, from the voltage).")
+    max_schedule_periods: int = Field(
+        24, ge=1, le=1024, description="Most periods a profile may hold (the charger's "
+        "ChargingScheduleMaxPeriods); longer plans are merged into this many.")
     password_env: str | None = Field(
         None, min_length=1, pattern=r"^[A-Z_][A-Z0-9_]*$",
         description="Environment variable holding the charge point's HTTP Basic auth "

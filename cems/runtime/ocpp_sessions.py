@@ -68,6 +68,7 @@ class SessionBasis:
     max_kw: float
     max_discharge_kw: float
     assumed: tuple[str, ...]
+    max_periods: int = 24
 
     def describe(self) -> str:
         given = (
@@ -233,15 +234,11 @@ class OcppBridge(ChargerEvents):
         discharge = 0.0
         if charger.bidirectional and needs is not None and needs.v2x_allowed:
             discharge = min(charger.max_discharge_kw, needs.max_discharge_kw or 0.0)
-        return SessionBasis(
-            charger.id,
-            session.cp_id,
-            departure,
-            max(energy, 0.0),
-            max_kw,
-            discharge,
-            tuple(assumed),
-        )
+        max_periods = _conn.max_schedule_periods
+        if needs is not None and needs.max_schedule_tuples is not None:
+            max_periods = min(max_periods, needs.max_schedule_tuples)
+        return SessionBasis(charger.id, session.cp_id, departure, max(energy, 0.0), max_kw,
+                            discharge, tuple(assumed), max_periods)
 
     def planner_sessions(self, now: datetime) -> tuple[pd.DataFrame, dict[str, SessionBasis]]:
         """The planner's session rows (columns of the live ones) and each one's basis."""
@@ -311,6 +308,20 @@ class SessionProfile:
     raised_kwh: float
 
 
+def merge_periods(periods: list[PlanPeriod], end_s: int, most: int) -> list[PlanPeriod]:
+    """At most ``most`` periods: the adjacent pair closest in power (weighted by the shorter
+    one's length) becomes one at their time-weighted mean, until few enough. Energy is kept
+    and no limit is exceeded (a mean lies between its parts)."""
+    spans = [(p.offset_s, (periods[i + 1].offset_s if i + 1 < len(periods) else end_s)
+              - p.offset_s, p.power_kw) for i, p in enumerate(periods)]
+    while len(spans) > max(most, 1):
+        k = min(range(len(spans) - 1), key=lambda i: abs(spans[i][2] - spans[i + 1][2])
+                * min(spans[i][1], spans[i + 1][1]))
+        (a, da, pa), (_b, db, pb) = spans[k], spans[k + 1]
+        spans[k:k + 2] = [(a, da + db, (pa * da + pb * db) / max(da + db, 1))]
+    return [PlanPeriod(a, p) for a, _d, p in spans]
+
+
 def charging_plans(
     plan: Plan, bases: dict[str, SessionBasis], now: datetime
 ) -> dict[str, SessionProfile]:
@@ -358,6 +369,7 @@ def charging_plans(
                 periods[-1] = PlanPeriod(periods[-1].offset_s, max(periods[-1].power_kw, p))
             else:
                 periods.append(PlanPeriod(a, p))
+        periods = merge_periods(periods, end_s, basis.max_periods)
         valid_to = min(basis.departure, start + timedelta(seconds=end_s))
         out[charger_id] = SessionProfile(
             basis,

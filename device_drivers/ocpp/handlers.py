@@ -259,8 +259,10 @@ class _Session2x(_Session):
         return self._call_result.MeterValues()
 
     @on("NotifyEVChargingNeeds")
-    def on_needs(self, charging_needs: dict[str, Any], evse_id: int, **_: Any) -> Any:
-        self.link.needs(parse_needs(charging_needs, self.link.spec.phases, self.link.clock()))
+    def on_needs(self, charging_needs: dict[str, Any], evse_id: int,
+                 max_schedule_tuples: int | None = None, **_: Any) -> Any:
+        self.link.needs(parse_needs(charging_needs, self.link.spec.phases, self.link.clock(),
+                                    max_schedule_tuples))
         return self._call_result.NotifyEVChargingNeeds(status="Accepted")
 
 

@@ -68,6 +68,7 @@ class EvNeeds:
     soc_pct: float | None = None
     capacity_kwh: float | None = None
     target_soc_pct: float | None = None
+    max_schedule_tuples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,10 @@ def _kw(value_w: object) -> float | None:
     return None if number is None else number / 1000.0
 
 
-def parse_needs(charging_needs: dict[str, Any], phases: int, received: datetime) -> EvNeeds:
-    """An :class:`EvNeeds` from a 2.0.1 / 2.1 ``chargingNeeds`` (snake_case keys)."""
+def parse_needs(charging_needs: dict[str, Any], phases: int, received: datetime,
+                max_schedule_tuples: int | None = None) -> EvNeeds:
+    """An :class:`EvNeeds` from a 2.0.1 / 2.1 ``chargingNeeds`` (snake_case keys) and the
+    message's ``maxScheduleTuples`` (the most periods the EV takes)."""
     mode = str(charging_needs.get("requested_energy_transfer", ""))
     ac = charging_needs.get("ac_charging_parameters") or {}
     dc = charging_needs.get("dc_charging_parameters") or {}
@@ -207,6 +210,8 @@ def parse_needs(charging_needs: dict[str, Any], phases: int, received: datetime)
         soc_pct=_number(dc.get("state_of_charge")),
         capacity_kwh=_kw(dc.get("ev_energy_capacity")),
         target_soc_pct=_number(v2x.get("target_soc")),
+        max_schedule_tuples=max_schedule_tuples if isinstance(max_schedule_tuples, int)
+        and max_schedule_tuples > 0 else None,
     )
 
 

@@ -143,3 +143,30 @@ def test_21_profile_discharges_with_a_setpoint_and_201_never_does() -> None:
     periods = profile_2x(plain, plan, "t", 1)["charging_schedule"][0]["charging_schedule_period"]
     assert [p["limit"] for p in periods] == [5000.0, 0.0]
     assert all("setpoint" not in p for p in periods)
+
+
+def test_long_plans_are_merged_to_the_chargers_period_limit_keeping_energy() -> None:
+    from cems.runtime.ocpp_sessions import merge_periods
+
+    # 48 quarter hours alternating 2 and 6 kW, then 7 kW: 12 h, (24 x 2 + 24 x 6) / 4 kWh
+    periods = [PlanPeriod(i * 900, 2.0 if i % 2 else 6.0) for i in range(48)]
+    periods.append(PlanPeriod(48 * 900, 7.0))
+    end_s = 49 * 900
+    merged = merge_periods(periods, end_s, 24)
+    assert len(merged) == 24
+    assert merged[0].offset_s == 0
+
+    def energy(ps: list[PlanPeriod]) -> float:
+        ends = [p.offset_s for p in ps[1:]] + [end_s]
+        return sum(p.power_kw * (b - p.offset_s) / 3600 for p, b in zip(ps, ends, strict=True))
+
+    assert energy(merged) == pytest.approx(energy(periods)) == pytest.approx(48 + 1.75)
+    assert max(p.power_kw for p in merged) <= 7.0 and min(p.power_kw for p in merged) >= 2.0
+
+
+def test_the_evs_schedule_tuples_limit_the_profile(bridge: OcppBridge) -> None:
+    bridge.transaction_started("CP-V2X", Transaction("t2", NOW))
+    bridge.needs("CP-V2X", EvNeeds(NOW, "DC", departure=NOW + timedelta(hours=3),
+                                   energy_kwh=10.0, max_schedule_tuples=5))
+    _rows, bases = bridge.planner_sessions(NOW)
+    assert bases["v2x"].max_periods == 5  # the EV's 5 below the site's default 24
