@@ -259,13 +259,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "duplicate-modbus-endpoint",
         _set(
             "assets.ev_chargers[0].connection",
-            {
-                "protocol": "modbus_tcp",
-                "host": "127.0.0.1",
-                "port": 502,
-                "device_id": 1,
-                "profile": "generic_ev_charger",
-            },
+            {"protocol": "modbus_tcp", "host": "127.0.0.1", "port": 502, "device_id": 1,
+             "profile": "generic_ev_charger"},
         ),
         "assets.ev_chargers[0].connection.device_id",
         "endpoint 127.0.0.1:502 device_id 1 is already used by assets.ess[0]",
@@ -313,14 +308,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ),
     (
         "remote-openadr-vtn",
-        _set(
-            "demand_response",
-            {
-                "enabled": True,
-                "max_reduction_kw": 5,
-                "openadr_vtn_url": "http://vtn.example.com/OpenADR2/Simple/2.0b",
-            },
-        ),
+        _set("demand_response", {"enabled": True, "max_reduction_kw": 5,
+                                 "openadr_vtn_url": "http://vtn.example.com/OpenADR2/Simple/2.0b"}),
         "demand_response.openadr_vtn_url",
         "the VTN must be on a loopback address",
     ),
