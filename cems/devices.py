@@ -17,6 +17,7 @@ from cems.config.model import (
     AmiConnection,
     ModbusRtuConnection,
     ModbusTcpConnection,
+    OcppConnection,
     SiteConfig,
 )
 from device_drivers.modbus_device import Clock, ModbusDevice, utc_now
@@ -92,8 +93,8 @@ def build_devices(config: SiteConfig, *, clock: Clock = utc_now) -> list[SiteDev
     endpoints: dict[EndpointSpec, ModbusEndpoint] = {}
     devices: list[SiteDevice] = []
     for device_id, section, _item, conn in connections(config):
-        if isinstance(conn, AmiConnection):
-            continue
+        if isinstance(conn, AmiConnection | OcppConnection):
+            continue  # AMI data arrives as files; OCPP chargers connect to the CSMS
         spec = _endpoint_spec(conn)
         endpoint = endpoints.get(spec)
         if endpoint is None:
@@ -175,6 +176,9 @@ def simulation_spec(config: SiteConfig, *, seed: int = 1) -> tuple[SiteSpec, lis
     skipped: list[str] = []
     for device_id, section, item, conn in connections(config):
         if isinstance(conn, AmiConnection):
+            continue
+        if isinstance(conn, OcppConnection):
+            skipped.append(f"{device_id}: an OCPP charge point (it connects to the CSMS)")
             continue
         if not isinstance(conn, ModbusTcpConnection):
             skipped.append(f"{device_id}: serial Modbus RTU is not simulated")

@@ -33,6 +33,7 @@ from cems.errors import CemsError
 COMMAND_MODULES: tuple[str, ...] = (
     "cems.cli.demo",
     "cems.cli.run",
+    "cems.cli.ocpp",
     "cems.cli.validate",
     "cems.cli.optimize",
     "cems.cli.tariff",

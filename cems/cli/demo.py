@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from cems.config import load_site
     from cems.runtime.demo import DemoOptions, format_summary
     from cems.runtime.demo import run as run_demo
+    from cems.runtime.ocpp_demo import format_sessions, run_ocpp_demo
+    from cems.runtime.ocpp_service import has_ocpp
 
     if args.days < 1 or args.days > 7:
         raise InputError(f"--days must be between 1 and 7 (got {args.days})")
@@ -76,10 +79,20 @@ def run(args: argparse.Namespace) -> int:
                           warm_up_days=args.warm_up_days)
     with translate_library_errors():  # e.g. a port of the site already in use
         summary = run_demo(config, args.out, options)
+    ocpp_text = ""
+    if has_ocpp(config):  # the OCPP charge points, after the simulated day
+        try:
+            rows = asyncio.run(run_ocpp_demo(config, None))
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            raise InputError(f"the OCPP charge points could not run: {exc}") from None
+        summary["ocpp_sessions"] = rows
+        ocpp_text = format_sessions(rows)
     if args.json:
         emit_json(summary)
     else:
         print(format_summary(summary))
+        if ocpp_text:
+            print(ocpp_text)
         files = ["plan.csv", "actuals.csv", "power_flows.png", "kpis.json", "cems.sqlite"]
         if summary.get("resident"):
             files += list(summary["resident"]["files"])

@@ -6,6 +6,7 @@ loader can report it exactly like a field error.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import time
@@ -15,6 +16,7 @@ from cems.config.model import (
     Connection,
     ModbusRtuConnection,
     ModbusTcpConnection,
+    OcppConnection,
     SiteConfig,
 )
 from device_drivers.profiles import builtin_profile_names
@@ -56,6 +58,7 @@ def check_site(config: SiteConfig) -> list[Finding]:
         _contract,
         _connections,
         _markets,
+        _ocpp_server,
         _scheduler,
     ):
         findings.extend(check(config))
@@ -377,6 +380,25 @@ def _connections(config: SiteConfig) -> Iterator[Finding]:
     seen: dict[tuple[object, ...], tuple[PathPart, ...]] = {}
     for parts, connection, is_meter in _all_connections(config):
         cparts = (*parts, "connection")
+        if isinstance(connection, OcppConnection):
+            if parts[:2] != ("assets", "ev_chargers"):
+                yield Finding((*cparts, "protocol"),
+                              "'ocpp' is only allowed for EV chargers (got 'ocpp')")
+                continue
+            key = ("ocpp", connection.charge_point_id)
+            if key in seen:
+                yield Finding((*cparts, "charge_point_id"),
+                              f"charge point id {connection.charge_point_id!r} is already "
+                              f"used by {Finding(seen[key], '').path}")
+            else:
+                seen[key] = parts
+            charger = config.assets.ev_chargers[int(parts[2])]
+            if charger.bidirectional and connection.ocpp_version != "2.1":
+                yield Finding((*cparts, "ocpp_version"),
+                              "a bidirectional charger discharges over OCPP 2.1 only (V2X "
+                              f"profiles; got {connection.ocpp_version!r}): set 2.1 or "
+                              "bidirectional: false")
+            continue
         if isinstance(connection, AmiConnection):
             if not is_meter:
                 yield Finding(
@@ -404,6 +426,31 @@ def _connections(config: SiteConfig) -> Iterator[Finding]:
             )
         else:
             seen[key] = parts
+
+
+def _ocpp_server(config: SiteConfig) -> Iterator[Finding]:
+    server = config.ocpp
+    tls = server.tls_cert_file is not None
+    if not tls and not server.allow_plain_remote and not _is_loopback(server.host):
+        yield Finding(("ocpp", "host"),
+                      f"plain ws:// on {server.host!r} would carry the chargers' traffic "
+                      "unencrypted: listen on 127.0.0.1, give tls_cert_file and tls_key_file "
+                      "(wss://), or set allow_plain_remote: true on a private network")
+    if tls != (server.tls_key_file is not None):
+        field = "tls_key_file" if tls else "tls_cert_file"
+        yield Finding(("ocpp", field), "tls_cert_file and tls_key_file go together")
+    if server.tls_client_ca_file is not None and not tls:
+        yield Finding(("ocpp", "tls_client_ca_file"),
+                      "client certificates need TLS: give tls_cert_file and tls_key_file")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _all_connections(

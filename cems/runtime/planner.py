@@ -91,8 +91,14 @@ def _fade(index: pd.DatetimeIndex, factor: float) -> np.ndarray:
 
 
 def live_inputs(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState,
-                load_forecast_kw: pd.Series | None = None) -> tuple[PlanningInputs, list[str]]:
-    """Planning inputs for ``index`` corrected by live readings; returns them with notes."""
+                load_forecast_kw: pd.Series | None = None,
+                extra_ev_sessions: pd.DataFrame | None = None,
+                ) -> tuple[PlanningInputs, list[str]]:
+    """Planning inputs for ``index`` corrected by live readings; returns them with notes.
+
+    ``extra_ev_sessions``: sessions known otherwise (OCPP chargers, with the driver's needs
+    where the charger reported them), in the columns of the live ones; they replace any
+    live session on the same charger."""
     notes: list[str] = []
     inputs = default_inputs(config, index)
     ts = inputs.timeseries.copy()
@@ -114,8 +120,12 @@ def live_inputs(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState,
         ts["pv_kw"] = ts["pv_kw"].to_numpy() * _fade(index, ratio)
         notes.append(f"PV x{ratio:.2f} of clear sky from live output, fading over "
                      f"{CORRECTION_FADE_H:g} h")
-    inputs = PlanningInputs(ts, _live_sessions(config, index, state), inputs.dr_events,
-                            source="live state and forecasts")
+    sessions = _live_sessions(config, index, state)
+    if extra_ev_sessions is not None and len(extra_ev_sessions):
+        kept = sessions[~sessions["charger_id"].isin(extra_ev_sessions["charger_id"])]
+        frames = [f for f in (kept, extra_ev_sessions) if len(f)]
+        sessions = pd.concat(frames, ignore_index=True)
+    inputs = PlanningInputs(ts, sessions, inputs.dr_events, source="live state and forecasts")
     return inputs, notes
 
 
@@ -185,7 +195,8 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
               dr_events: pd.DataFrame | None = None,
               solver: opt.RollingSolver | None = None,
               brokerage_commitment_kw: pd.Series | None = None,
-              value_exports: bool = False) -> Plan:
+              value_exports: bool = False,
+              extra_ev_sessions: pd.DataFrame | None = None) -> Plan:
     """Solve a plan from ``now``; raises the optimiser's errors (the caller falls back).
 
     ``dr_events`` adds rows to the inputs' DR events (columns of
@@ -197,7 +208,7 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
     problem's structure is unchanged); without it every call builds a new model."""
     step_min = config.scheduler.step_min
     index = horizon(now, step_min, horizon_h)
-    inputs, notes = live_inputs(config, index, state, load_forecast_kw)
+    inputs, notes = live_inputs(config, index, state, load_forecast_kw, extra_ev_sessions)
     if dr_events is not None and len(dr_events):
         frames = [f for f in (inputs.dr_events, dr_events) if len(f)]
         inputs = PlanningInputs(inputs.timeseries, inputs.ev_sessions,

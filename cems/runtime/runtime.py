@@ -46,11 +46,14 @@ from cems.runtime.clock import Clock
 from cems.runtime.device_io import DeviceIO
 from cems.runtime.dr_commitments import StoredCommitment, dr_caps, import_cap_kw
 from cems.runtime.limits import device_limits
+from cems.runtime.ocpp_service import OcppRun, push_profiles
+from cems.runtime.ocpp_sessions import OcppBridge
 from cems.runtime.planner import Plan, horizon, inputs_digest, make_plan, stored_schedule
 from cems.runtime.schedule import JobSpec
 from cems.runtime.state import SiteState
 from cems.runtime.watch import GridView, Watch
 from cems.store import PlanRecord, TelemetryStore
+from device_drivers.ocpp import Csms
 from device_drivers.types import Quality
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,9 @@ class Runtime:
                            poll_interval_s=options.poll_interval_s,
                            grace_polls=options.startup_grace_polls)
         self._write_lock = asyncio.Lock()  # one writer at a time (dispatch, shutdown)
+        self.ocpp: OcppBridge | None = None  # OCPP chargers' sessions (run_service sets)
+        self.csms: Csms | None = None
+        self.ocpp_run = OcppRun()
 
     @classmethod
     def options_for(cls, config: SiteConfig) -> RuntimeOptions:
@@ -154,6 +160,9 @@ class Runtime:
             elif self.store.clear_alarms(at=now, device=result.id, code="comm_lost"):
                 log.info("%s reachable again", result.id)
         self.watch.after_poll(self.state, results, now)
+        if self.ocpp is not None:  # OCPP chargers report by themselves, between polls
+            rows.extend(self.ocpp.buffer)
+            self.ocpp.buffer = []
         self.counters.readings_stored += self.store.write_readings(rows)
         self.counters.polls += 1
         await self._replan_for_new_cars(now)
@@ -179,6 +188,11 @@ class Runtime:
         span = timedelta(minutes=2 * self.options.aggregate_interval_min)
         self.store.aggregate(now - span, now, interval_min=self.options.aggregate_interval_min)
 
+    @property
+    def planning(self) -> bool:
+        """True while a plan is being solved."""
+        return self._plan_lock.locked()
+
     async def replan(self, kind: str = "rolling") -> None:
         """Solve a new plan; keep the last one (or fall back later) if that fails."""
         if self._plan_lock.locked():
@@ -202,9 +216,15 @@ class Runtime:
                 extra["brokerage_commitment_kw"] = commitment
             # exports of brokered resources are paid at SMP whether or not they were bid
             extra["value_exports"] = True
+        config, bases, version = self.config, {}, 0
+        if self.ocpp is not None and self.ocpp.sessions:
+            version = self.ocpp.version  # the drivers' needs, over OCPP
+            rows, bases = self.ocpp.planner_sessions(now)
+            config = self.ocpp.planning_config(bases)
+            extra["extra_ev_sessions"] = rows
         try:
             plan = await asyncio.to_thread(
-                self.planner, self.config, self.state, now, kind=kind,
+                self.planner, config, self.state, now, kind=kind,
                 horizon_h=horizon_h,
                 time_limit_s=self.options.solve_time_limit_s,
                 load_forecast_kw=self.load_forecast(index),
@@ -234,6 +254,12 @@ class Runtime:
             extract_s=plan.timings_s.get("extract"),
             schedule=stored_schedule(plan.schedule, self.config),
         ))
+        if bases and self.csms is not None and self.ocpp is not None:
+            if self.ocpp.version != version:  # sessions changed while solving: next plan
+                log.info("OCPP sessions changed during the %s plan: not pushed", kind)
+                return plan, plan_id, None
+            await push_profiles(self.csms, plan, bases, now, self.ocpp_run, self.store,
+                                log.info)
         return plan, plan_id, None
 
     async def day_ahead(self) -> None:

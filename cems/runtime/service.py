@@ -1,5 +1,9 @@
 """``cems run``: the runtime in real time, on APScheduler, until stopped.
 
+With chargers on OCPP (``connection: {protocol: ocpp}``) the CSMS listens on ``ocpp.host``
+and ``ocpp.port``: their sessions and the drivers' needs join every plan, each running
+transaction gets its TxProfile after each plan, and a session that starts, ends or reports
+its needs triggers a re-plan (:mod:`cems.runtime.ocpp_service`).
 With ``demand_response.openadr_vtn_url`` the site's OpenADR VEN runs alongside
 (:mod:`cems.runtime.dr_listener`): events received are decided, stored with their import
 cap, and honoured by the re-plans. SIGINT or SIGTERM stops the VEN, then the scheduler, and
@@ -22,6 +26,8 @@ from cems.devices import build_devices
 from cems.runtime.clock import Clock, WallClock
 from cems.runtime.device_io import DeviceIO
 from cems.runtime.dr_listener import listener_for
+from cems.runtime.ocpp_service import build_csms, has_ocpp
+from cems.runtime.ocpp_sessions import OcppBridge
 from cems.runtime.runtime import Runtime, RuntimeOptions
 from cems.runtime.schedule import JobStats, start_realtime, stop_realtime
 from cems.store import TelemetryStore
@@ -52,6 +58,12 @@ async def run_service(config: SiteConfig, store: TelemetryStore, *,
     # poll and the first plan run at once rather than one interval later.
     first = datetime.now(ZoneInfo(config.site.timezone)) + timedelta(seconds=0.5)
     scheduler = start_realtime(runtime.jobs(first), timezone=config.site.timezone, stats=stats)
+    csms_task = None
+    if has_ocpp(config):
+        runtime.ocpp, runtime.csms = build_csms(config)
+        port = await runtime.csms.start(config.ocpp.host, config.ocpp.port)
+        log.info("CSMS listening on %s:%d for the site's OCPP chargers", config.ocpp.host, port)
+        csms_task = asyncio.create_task(_replan_on_ocpp_events(runtime, runtime.ocpp))
     listener = listener_for(runtime, **(listener_options or {}))
     if listener is not None:
         listener.start()  # registers in the background; the site runs without a VTN too
@@ -64,6 +76,10 @@ async def run_service(config: SiteConfig, store: TelemetryStore, *,
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=duration_s)
     finally:
+        if csms_task is not None:
+            csms_task.cancel()
+        if runtime.csms is not None:
+            await runtime.csms.close()
         if listener is not None:
             log.info("stopping the OpenADR VEN")
             await listener.stop()
@@ -74,6 +90,16 @@ async def run_service(config: SiteConfig, store: TelemetryStore, *,
         await runtime.shutdown()
         await io.close()
     return runtime
+
+
+async def _replan_on_ocpp_events(runtime: Runtime, bridge: OcppBridge) -> None:
+    """Re-plan when an OCPP session starts, ends or reports its needs."""
+    while True:
+        await bridge.changed.wait()
+        while runtime.planning:  # a plan being solved: re-plan once it is done
+            await asyncio.sleep(0.1)
+        bridge.changed.clear()
+        await runtime.replan()
 
 
 def options_with(config: SiteConfig, *, poll_s: float | None, expiry_s: float | None,

@@ -367,6 +367,75 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "brokerage.portfolio_file",
         "no-such-portfolio.csv does not exist",
     ),
+    (
+        "ocpp-version-unknown",
+        _set(
+            "assets.ev_chargers[1].connection",
+            {"protocol": "ocpp", "charge_point_id": "CP-2", "ocpp_version": "1.5"},
+        ),
+        "assets.ev_chargers[1].connection.ocpp_version",
+        "must be one of '1.6', '2.0.1' or '2.1' (got '1.5')",
+    ),
+    (
+        "ocpp-id-missing",
+        _set("assets.ev_chargers[1].connection", {"protocol": "ocpp", "ocpp_version": "2.0.1"}),
+        "assets.ev_chargers[1].connection.charge_point_id",
+        "required field is missing",
+    ),
+    (
+        "ocpp-id-with-slash",
+        _set(
+            "assets.ev_chargers[1].connection",
+            {"protocol": "ocpp", "charge_point_id": "a/b", "ocpp_version": "2.0.1"},
+        ),
+        "assets.ev_chargers[1].connection.charge_point_id",
+        "got 'a/b'",
+    ),
+    (
+        "ocpp-phases",
+        _set(
+            "assets.ev_chargers[1].connection",
+            {"protocol": "ocpp", "charge_point_id": "CP-2", "ocpp_version": "2.0.1", "phases": 2},
+        ),
+        "assets.ev_chargers[1].connection.phases",
+        "must be one of 1 or 3 (got 2)",
+    ),
+    (
+        "ocpp-on-an-ess",
+        _set(
+            "assets.ess[0].connection",
+            {"protocol": "ocpp", "charge_point_id": "CP-9", "ocpp_version": "2.0.1"},
+        ),
+        "assets.ess[0].connection.protocol",
+        "'ocpp' is only allowed for EV chargers",
+    ),
+    (
+        "ocpp-duplicate-id",
+        lambda d: [
+            _set(
+                f"assets.ev_chargers[{i}].connection",
+                {"protocol": "ocpp", "charge_point_id": "CP-1", "ocpp_version": "2.1"},
+            )(d)
+            for i in (0, 1)
+        ],
+        "assets.ev_chargers[1].connection.charge_point_id",
+        "charge point id 'CP-1' is already used by assets.ev_chargers[0]",
+    ),
+    (
+        "ocpp-bidirectional-needs-2.1",
+        _set(
+            "assets.ev_chargers[0].connection",
+            {"protocol": "ocpp", "charge_point_id": "CP-1", "ocpp_version": "2.0.1"},
+        ),
+        "assets.ev_chargers[0].connection.ocpp_version",
+        "a bidirectional charger discharges over OCPP 2.1 only",
+    ),
+    (
+        "ocpp-plain-remote",
+        _set("ocpp", {"host": "0.0.0.0"}),
+        "ocpp.host",
+        "plain ws:// on '0.0.0.0'",
+    ),
 ]
 
 
@@ -458,15 +527,18 @@ def test_validate_json_names_an_infinite_kwp_and_a_missing_ami_folder(run_cems, 
 
     # kwp written as YAML's own infinity; the AMI folder never created
     site = tmp_path / "site.yaml"
-    site.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True, sort_keys=False)
-                    .replace("kwp: 100", "kwp: .inf"), encoding="utf-8")
+    site.write_text(
+        yaml.safe_dump(MINIMAL, allow_unicode=True, sort_keys=False).replace(
+            "kwp: 100", "kwp: .inf"
+        ),
+        encoding="utf-8",
+    )
     result = run_cems("validate", site, "--json")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (problem,) = strict_json(result.stdout)["problems"]
     assert problem["path"] == "assets.pv[0].kwp" and "finite" in problem["message"]
     # with kwp fixed, the missing folder is the one problem, named with its full path
-    site.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True, sort_keys=False),
-                    encoding="utf-8")
+    site.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True, sort_keys=False), encoding="utf-8")
     result = run_cems("validate", site, "--json")
     assert result.returncode == 2
     (problem,) = strict_json(result.stdout)["problems"]
