@@ -9,9 +9,10 @@ a running scheduler and its workers.
 
 Isolation: a site's task that raises is retried once (Dask ``retries=1``), then reported
 with its reason; a worker that dies mid-task makes the scheduler run the task elsewhere, and
-a task that loses a second worker is reported (``allowed-failures`` = 1 on a local cluster;
-set ``distributed.scheduler.allowed-failures`` on a remote scheduler). Neither stops the
-other sites.
+a task that loses a second worker is reported (``allowed-failures`` = 1, and
+``worker-saturation`` = 1.0 so a dying worker holds no queued site; on a remote cluster set
+both in the scheduler's Dask configuration, docs/portfolio.md). Neither stops the other
+sites.
 
 Why Dask and not Ray: measured on the project's 2-core machine (docs/portfolio.md).
 """
@@ -70,7 +71,12 @@ def dask_client(address: str | None, workers: int) -> Iterator[Any]:
     if address is None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     with dask.config.set(
-        {"distributed.scheduler.allowed-failures": ATTEMPTS - 1, "distributed.worker.daemon": False}
+        {
+            "distributed.scheduler.allowed-failures": ATTEMPTS - 1,
+            # one task on a single-threaded worker at a time: a worker that dies takes only
+            # the site it was planning with it (a queued site would count as a failure too)
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
     ):
         if address is None:
             cluster = LocalCluster(
@@ -79,6 +85,9 @@ def dask_client(address: str | None, workers: int) -> Iterator[Any]:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                # no dashboard; the scheduler's small HTTP server (health, metrics) on a free
+                # loopback port rather than 8787, which another cluster may hold
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.INFO if verbose else logging.CRITICAL,
             )
             try:
