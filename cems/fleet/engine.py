@@ -29,7 +29,7 @@ from datetime import date
 from typing import Any, TextIO
 
 from cems.errors import InputError
-from cems.fleet.work import SITE_TIME_LIMIT_S, SitePlan, SitePlanningError, plan_site
+from cems.fleet.work import SITE_TIME_LIMIT_S, SitePlan, SitePlanningError, plan_site, warm_up
 
 #: Attempts a site gets: the first and one retry.
 ATTEMPTS = 2
@@ -177,6 +177,7 @@ def run_batch(
     failed: list[SiteError] = []
     started = time.perf_counter()
     with dask_client(address, workers) as client:
+        client.run(warm_up)  # every worker imports the planning code now, not in a site
         start_s = time.perf_counter() - started
         n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         futures = client.map(

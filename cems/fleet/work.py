@@ -59,6 +59,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def warm_up() -> None:
+    """Import what planning a site needs (HiGHS, pvlib, pandas, the planning code), so a
+    worker pays for it once, when the engine starts, and not in its first site."""
+    import cems.config
+    import cems.planning
+    import cems.runtime.bidding
+    import cems.runtime.planner  # noqa: F401
+    import optimizer  # noqa: F401
+
+
 def plan_site(
     site_file: str, delivery: date, round_no: int = 1, time_limit_s: float = SITE_TIME_LIMIT_S
 ) -> SitePlan:
