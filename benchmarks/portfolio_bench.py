@@ -90,7 +90,7 @@ def main() -> None:
         engine_cost = (one_s - inside_s) / len(sample)
 
         _log(f"2. scaling: {len(sample)} sites on 2 workers")
-        two_s, _, failed2, _ = _engine(sample, 2)
+        two_s, _, failed2, inside2_s = _engine(sample, 2)
 
         _log(f"3. full portfolio: {len(files)} sites on 2 workers")
         summary = plan_portfolio(
@@ -124,6 +124,8 @@ def main() -> None:
             "speedup": round(one_s / two_s, 3),
             "efficiency": round(one_s / two_s / 2, 3),
             "failed": failed2,
+            "task_s_1_worker": round(inside_s / len(sample), 4),
+            "task_s_2_workers": round(inside2_s / len(sample), 4),
         },
         "full": {
             "wall_s": summary["wall_s"],
@@ -157,7 +159,8 @@ def main() -> None:
     print(
         f"scaling ({len(sample)} sites): 1 worker {s['workers_1_s']:.1f} s, 2 workers "
         f"{s['workers_2_s']:.1f} s, speed-up {s['speedup']:.2f} (efficiency "
-        f"{s['efficiency']:.0%})"
+        f"{s['efficiency']:.0%}); a site inside its worker took {s['task_s_1_worker']:.3f} s "
+        f"with 1 worker and {s['task_s_2_workers']:.3f} s with 2 (equal on two free cores)"
     )
     print(
         f"engine overhead: plain loop {per_site_loop:.3f} s/site, engine (1 worker) "

@@ -79,6 +79,45 @@ def test_every_site_planned_and_the_bid_is_the_sum_of_the_sites_plans(run_cems, 
     # the 20 MW condition is about registered PV: the synthetic portfolio's PV is below it
     assert doc["registered_main_kw"] == pytest.approx(made.pv_kw)
     assert doc["above_20_mw"] is (made.pv_kw > 20_000)
+    # one settlement across the sites: the existing brokerage settlement over the resources
+    # file and the portfolio's bid folder, with each resource delivering exactly its bid
+    actual = folder / "actual.csv"
+    smp = folder / "smp.csv"
+    written = 0.0
+    lines = ["timestamp,resource_id,actual_kwh"]
+    for resource in bid["resources"]:
+        for hour, kwh in enumerate(resource["forecast_kwh"]):
+            lines.append(f"{DAY}T{hour:02d}:00:00+09:00,{resource['resource_id']},{kwh:.3f}")
+            written += float(f"{kwh:.3f}")
+    actual.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    smp.write_text(
+        "timestamp,smp_krw_per_kwh\n"
+        + "".join(f"{DAY}T{h:02d}:00:00+09:00,100\n" for h in range(24)),
+        encoding="utf-8",
+    )
+    proc = run_cems(
+        "broker",
+        "settle",
+        "--portfolio",
+        folder / "resources.csv",
+        "--bids",
+        folder / "bids",
+        "--date",
+        DAY,
+        "--actual",
+        actual,
+        "--smp",
+        smp,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settled = strict_json(proc.stdout)
+    assert settled["main_capacity_kw"] == pytest.approx(made.pv_kw)
+    assert len(settled["resources"]) == made.resources
+    assert sum(r["actual_kwh"] for r in settled["resources"]) == pytest.approx(written, abs=1e-6)
+    assert all(h["error_pct"] == 0.0 for h in settled["hours"] if h["eligible"])
+    sites = {p.stem for p in (folder / "sites").glob("*.yaml")}
+    assert set(settled["payouts_krw"]) == sites  # one payout per site (owner = site id)
 
 
 @pytest.mark.slow
