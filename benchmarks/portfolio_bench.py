@@ -169,6 +169,10 @@ def main() -> None:
         f"{TARGET_OVERHEAD_RATIO:.0%}: {'met' if t['overhead_met'] else 'NOT met'}); "
         f"bare task {figures['noop_task_ms']:.2f} ms; engine start {start_s:.1f} s"
     )
+    print(
+        f"  of which the engine itself (wall minus time inside the tasks): "
+        f"{engine_cost * 1e3:.1f} ms/site ({engine_cost / per_site_loop:.1%} of a site)"
+    )
 
 
 if __name__ == "__main__":

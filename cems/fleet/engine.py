@@ -23,6 +23,7 @@ import contextlib
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -173,6 +174,8 @@ def run_batch(
     once and returned with their reasons. ``on_result`` sees each outcome as it arrives."""
     from distributed import as_completed
 
+    # keys are global on a scheduler: each batch's own, so two runs never share a result
+    batch = uuid.uuid4().hex[:12]
     planned: list[SitePlan] = []
     failed: list[SiteError] = []
     started = time.perf_counter()
@@ -188,7 +191,7 @@ def run_batch(
             time_limit_s=time_limit_s,
             retries=ATTEMPTS - 1,
             pure=False,
-            key=[f"site-{i}" for i in range(len(site_files))],
+            key=[f"cems-site-{batch}-{i}" for i in range(len(site_files))],
         )
         by_key = {f.key: path for f, path in zip(futures, site_files, strict=True)}
         for future in as_completed(futures):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from cems.errors import CemsError, ConfigError
+from cems.errors import ConfigError
 
 #: Solver time limit per site (s): a site that cannot be planned in this time fails alone.
 SITE_TIME_LIMIT_S = 60.0
@@ -54,8 +54,6 @@ def _reason(exc: BaseException) -> str:
         problems = "; ".join(str(p) for p in exc.problems[:3])
         more = f" (+{len(exc.problems) - 3} more)" if len(exc.problems) > 3 else ""
         return f"invalid site file: {problems}{more}"
-    if isinstance(exc, CemsError):
-        return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
