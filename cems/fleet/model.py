@@ -119,19 +119,30 @@ def read_portfolio_file(path: str | Path) -> PortfolioFile:
     )
 
 
+def _raw_site_id(path: Path) -> str:
+    """``site.id`` read from a site file that failed its checks ("" when unreadable)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return str(data["site"]["id"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return ""
+
+
 def _site_problems(portfolio: PortfolioFile) -> Iterator[str]:
     """Every problem of the site files and of the resources against them."""
     registered = {r.resource_id: r for r in portfolio.resources.resources}
     seen_sites: dict[str, Path] = {}
     covered: set[str] = set()
+    unchecked: set[str] = set()  # sites whose file failed: their resources are not judged
     for path in portfolio.site_files:
         try:
             config = load_site(path, require_files=True)
-        except ConfigError as exc:
-            yield f"{path}: invalid site file: " + "; ".join(str(p) for p in exc.problems[:5])
-            continue
-        except CemsError as exc:
-            yield f"{path}: {exc}"
+        except (ConfigError, CemsError) as exc:
+            if isinstance(exc, ConfigError):
+                yield f"{path}: invalid site file: " + "; ".join(str(p) for p in exc.problems[:5])
+            else:
+                yield f"{path}: {exc}"
+            unchecked.add(_raw_site_id(path))
             continue
         site_id = config.site.id
         if site_id in seen_sites:
@@ -162,6 +173,8 @@ def _site_problems(portfolio: PortfolioFile) -> Iterator[str]:
             elif row.site != site_id:
                 yield f"{rid}: the resources file puts it on site {row.site!r}, not {site_id!r}"
     for rid in sorted(set(registered) - covered):
+        if registered[rid].site in unchecked:
+            continue
         yield (
             f"resources file: {rid!r} is no brokerage resource of a listed site (ids are "
             f"SITE_ID{ID_SEPARATOR}ASSET_ID)"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from strict_json import strict_json
 
 from cems.config import load_site
 from cems.errors import InputError
@@ -162,3 +163,21 @@ def test_store_keeps_one_row_per_site_and_day(tmp_path: Path) -> None:
     assert day.loc[0, "objective_krw"] == 2.0 and day.loc[0, "traded"] == {"pv-1": [2.0] * 24}
     assert day.loc[1, "traded"] is None and day.loc[1, "attempts"] == 2
     assert results.day("2026-07-22").empty
+
+
+def test_validate_command_exit_status_and_document(run_cems, tmp_path: Path) -> None:
+    make_portfolio(tmp_path, 3, seed=4)
+    proc = run_cems("portfolio", "validate", tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = strict_json(proc.stdout)
+    assert doc["valid"] is True and doc["sites"] == 3 and doc["problems"] == []
+    broken = sorted((tmp_path / "sites").glob("*.yaml"))[1]
+    site = yaml.safe_load(broken.read_text(encoding="utf-8"))
+    site["assets"]["pv"][0]["kwp"] = -5
+    broken.write_text(yaml.safe_dump(site, sort_keys=False), encoding="utf-8")
+    proc = run_cems("portfolio", "validate", tmp_path, "--json")
+    assert proc.returncode == 2
+    doc = strict_json(proc.stdout)
+    assert doc["valid"] is False
+    (problem,) = doc["problems"]  # the site alone: its resources are not judged
+    assert str(broken) in problem and "kwp" in problem
