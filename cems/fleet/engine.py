@@ -34,6 +34,8 @@ from cems.fleet.work import SITE_TIME_LIMIT_S, SitePlan, SitePlanningError, plan
 
 #: Attempts a site gets: the first and one retry.
 ATTEMPTS = 2
+#: How long to wait for a remote scheduler's first worker (s).
+WORKER_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def dask_client(address: str | None, workers: int) -> Iterator[Any]:
                 cluster.close()
         else:
             try:
-                client = Client(address, timeout=30)
+                client = Client(address, timeout=10)
             except (OSError, TimeoutError) as exc:
                 raise InputError(
                     f"--address {address}: no Dask scheduler answers there ({exc})"
@@ -180,7 +182,21 @@ def run_batch(
     failed: list[SiteError] = []
     started = time.perf_counter()
     with dask_client(address, workers) as client:
-        client.run(warm_up)  # every worker imports the planning code now, not in a site
+        if address is not None:
+            try:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError as exc:
+                raise InputError(
+                    f"--address {address}: the scheduler has no worker (waited "
+                    f"{WORKER_WAIT_S:g} s); start `dask worker` on a machine"
+                ) from exc
+        try:  # every worker imports the planning code now, not in its first site
+            client.run(warm_up)
+        except Exception as exc:  # a worker without the project (or another version of it)
+            raise InputError(
+                f"the workers cannot load the planning code ({type(exc).__name__}: "
+                f"{exc}); install the same cems on every worker"
+            ) from exc
         start_s = time.perf_counter() - started
         n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         futures = client.map(
