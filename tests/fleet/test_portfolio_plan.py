@@ -53,6 +53,10 @@ def _plan(run_cems, folder: Path, *extra: str) -> tuple[int, dict, str]:
 def test_every_site_planned_and_the_bid_is_the_sum_of_the_sites_plans(run_cems, tmp_path):
     folder = tmp_path / "pf"
     made = make_portfolio(folder, 10, seed=7)
+    docs = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in folder.glob("sites/*.yaml")]
+    # seed 7 covers both trading-meter cases and a fuel cell (not a brokerage resource)
+    assert any(m["kind"] == "trading" for s in docs for m in s["meters"])
+    assert any(s["assets"]["fuel_cells"] for s in docs)
     status, doc, stderr = _plan(run_cems, folder)
     assert status == 0, stderr[-3000:]
     assert set(doc) >= KEYS
