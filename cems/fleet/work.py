@@ -26,7 +26,8 @@ from cems.errors import ConfigError
 
 #: Solver time limit per site (s): a site that cannot be planned in this time fails alone.
 SITE_TIME_LIMIT_S = 60.0
-#: Stop within this relative MIP gap (as the runtime's plans do).
+#: Stop within this relative MIP gap: tighter than the runtime's re-plans
+#: (cems.runtime.planner.RUNTIME_MIP_GAP, 0.5 %), since a round's bid is made once.
 MIP_REL_GAP = 1e-3
 
 
