@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     "cems.planning": 4, "cems.forecast": 4,
     "cems.markets": 5,
     "cems.dispatch": 6,
-    "cems.runtime": 7,
+    "cems.runtime": 7, "cems.fleet": 7,
     "cems.reports": 8,
     "cems.web": 9, "cems.cli": 9, "cems.__main__": 9,
 }

@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cems.cli.ami",
     "cems.cli.dr",
     "cems.cli.broker",
+    "cems.cli.portfolio",
     "cems.cli.report",
     "cems.cli.users",
     "cems.cli.serve",

@@ -155,3 +155,23 @@ forecast_accuracy = Table(
     Column("n_steps", Integer, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
+
+#: A broker portfolio's day-ahead planning, one row per site and delivery day (the latest
+#: run replaces the row): outcome, failure reason, attempts, timings and the site's planned
+#: trading-meter energy per resource and hour as JSON.
+portfolio_sites = Table(
+    "portfolio_sites",
+    metadata,
+    Column("delivery_date", String(10), primary_key=True, doc="YYYY-MM-DD (local)"),
+    Column("site_id", String(128), primary_key=True),
+    Column("site_file", Text, nullable=False),
+    Column("status", String(16), nullable=False, doc="planned | failed"),
+    Column("reason", Text, nullable=True, doc="why the site failed"),
+    Column("attempts", Integer, nullable=False),
+    Column("objective_krw", Float, nullable=True),
+    Column("task_s", Float, nullable=True, doc="load + build + solve + bid in the worker"),
+    Column("worker", String(128), nullable=True),
+    Column("traded_json", Text, nullable=True,
+           doc="{resource_id: [24 kWh]} planned through the trading meters"),
+    Column("created_us", BigInteger, nullable=False),
+)

@@ -38,6 +38,7 @@ COVERED_ELSEWHERE = {
     "dr listen": "tests/markets/test_openadr_e2e.py::test_cli_listen_opts_in_replans_and_stores",
     "demo": "tests/runtime/test_demo.py::test_demo_runs_and_beats_the_baseline",
     "devices read": "tests/drivers/test_cli_devices.py (JSON with and without peers)",
+    "portfolio plan": "tests/fleet/test_portfolio_plan.py (all planned; a broken site, exit 1)",
 }
 
 
@@ -49,6 +50,13 @@ class Case:
     argv: Callable[[Path], list[str | Path]]
     status: int = 0
     kind: str = "json"  # "json", "jsonlines", "html" or "csv"
+
+
+def _portfolio(folder: Path) -> Path:
+    """A synthetic three-site portfolio (cems portfolio make)."""
+    from cems.fleet.synthetic import make_portfolio
+
+    return make_portfolio(folder / "pf", 3, seed=1).path
 
 
 def _usage_month_csv(folder: Path) -> Path:
@@ -101,6 +109,9 @@ CASES = [
     Case("validate", lambda d: ["validate", SEJONG, "--json"]),
     Case("validate", lambda d: ["validate", d / "missing.yaml", "--json"], status=2),
     Case("optimize", lambda d: ["optimize", SEJONG, "--start", "2026-07-15", "--json"]),
+    Case("portfolio make", lambda d: ["portfolio", "make", "--sites", "3", "--seed", "1",
+                                      "--out", d / "pf", "--json"]),
+    Case("portfolio validate", lambda d: ["portfolio", "validate", _portfolio(d), "--json"]),
     Case("tariff list", lambda d: ["tariff", "list", "--json"]),
     Case("tariff show", lambda d: ["tariff", "show", "general_b_high_a_2", "--date",
                                    "2026-07-15", "--json"]),
