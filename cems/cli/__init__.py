@@ -42,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cems.cli.ami",
     "cems.cli.dr",
     "cems.cli.broker",
+    "cems.cli.forecast",
     "cems.cli.report",
     "cems.cli.users",
     "cems.cli.serve",

@@ -82,7 +82,7 @@ def array_ac_kw(array: PvArray, sky: pd.DataFrame, weather: pd.DataFrame) -> np.
         array.tilt_deg, array.azimuth_deg, sky["apparent_zenith"], sky["azimuth"], sky["dni"],
         sky["ghi"], sky["dhi"], dni_extra=sky["dni_extra"], model="haydavies",
     )["poa_global"].fillna(0.0).clip(lower=0.0)
-    wind = weather["wind_speed_m_s"] if "wind_speed_m_s" in weather else 1.0
+    wind = weather.get("wind_speed_m_s", 1.0)
     cell = pvlib.temperature.faiman(poa, temp_air=weather["temp_air_c"], wind_speed=wind)
     dc = pvlib.pvsystem.pvwatts_dc(poa, cell, array.kwp, -0.004) * (1 - array.losses_pct / 100)
     ac = np.clip(np.asarray(dc, dtype=float) * INVERTER_EFFICIENCY, 0.0, array.inverter_ac_kw)

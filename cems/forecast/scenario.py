@@ -17,12 +17,13 @@ temperature.
 (NWP does not resolve hour-to-hour cloud changes) plus an error made of a day component
 (normal, σ = :data:`DAY_SIGMA`) and an hourly AR(1) component (σ = :data:`HOUR_SIGMA`,
 φ = 0.7), drawn from a seed per site and day, so forecasts never look at the simulator's
-state. Round 2 (from the 14 h issue, 6-9 hours later) keeps 80 % of round 1's error and draws the rest anew
-at 90 % of the spread. The error level is set so the hourly GHI error is within the range
-published for day-ahead NWP irradiance forecasts at single sites: relative RMSE about 20-40 %
-of the mean daytime GHI (Perez et al. 2013, "Comparison of numerical weather prediction
-solar irradiance forecasts in the US, Canada and Europe", Solar Energy 94; Lorenz et al.
-2009, IEEE J-STARS 2(1), about 35 % for ECMWF-based day-ahead forecasts in Germany).
+state. Round 2 (from the 14 h issue, 6-9 hours later) keeps 80 % of round 1's error and
+draws the rest anew at 90 % of the spread. The error level is set so the hourly GHI error
+is within the range published for day-ahead NWP irradiance forecasts at single sites:
+relative RMSE about 20-40 % of the mean daytime GHI (Perez et al. 2013, "Comparison of
+numerical weather prediction solar irradiance forecasts in the US, Canada and Europe",
+Solar Energy 94; Lorenz et al. 2009, IEEE J-STARS 2(1), about 35 % for ECMWF-based
+day-ahead forecasts in Germany).
 :func:`scenario_error` measures the level a run actually had, and the back-test reports it.
 """
 
@@ -155,9 +156,9 @@ def forecast_index(config: SiteConfig, day: date, actual_kt: np.ndarray, round_n
 
 class ScenarioForecast:
     """Weather provider issuing the scenario's day-ahead forecasts (never the simulator's
-    state): before 14:00 on the day before a day (KMA's 14 h issue), round 1's forecast of it; later, round
-    2's. ``ghi_w_m2`` and the matching cloud cover (inverse of Larson et al.'s model) are
-    given."""
+    state): before 14:00 on the day before a day (KMA's 14 h issue), round 1's forecast of
+    it; later, round 2's. ``ghi_w_m2`` and the matching cloud cover (inverse of Larson et
+    al.'s model) are given."""
 
     def __init__(self, config: SiteConfig) -> None:
         self.config = config

@@ -29,6 +29,7 @@ from cems.accounting.ev import ev_figures
 from cems.accounting.flows import means_from_trace, soc_means_from_trace
 from cems.config.model import SiteConfig
 from cems.devices import build_devices, simulation_spec
+from cems.forecast.scenario import ScenarioForecast, twin_weather
 from cems.runtime.clock import SteppedClock
 from cems.runtime.demo_households import resident_outputs
 from cems.runtime.demo_worlds import Recorder, WorldRecord
@@ -80,6 +81,9 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     spec, skipped = simulation_spec(config)
     for note in skipped:
         say(f"  not simulated: {note}")
+    # the simulated weather: a measured typical year (cems.forecast.scenario); the runtime's
+    # day-ahead PV forecast gets the scenario's forecasts of it, never the twin's state
+    spec = dataclasses.replace(spec, weather=twin_weather(config, start, end))
     sim = SiteSimulator(spec, start=start, autorun=False)
     baseline = Twin(spec, start=start)
     clock = SteppedClock(start)
@@ -115,6 +119,7 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     await sim.start()
     io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, runtime_options)
+    runtime.weather = ScenarioForecast(config)
     warm = (f", the first {options.warm_up} a warm-up left out of the figures"
             if options.warm_up else "")
     say(f"demo: {config.site.name}, {start:%Y-%m-%d} for {options.days} day(s){warm}, "
@@ -199,6 +204,9 @@ def settle_delivered_days(config: SiteConfig, store: TelemetryStore, out_dir: Pa
             "paid_krw": int(sum(x.net_krw for x in result.resources)),
             "smp_krw_per_kwh": b.expected_smp_krw_per_kwh,
             "incentive_status": result.incentive_status,
+            "forecast_error_pct": None if result.mean_error_pct is None
+            else round(float(result.mean_error_pct), 3),
+            "evaluated_hours": result.evaluated_hours,
             "notes": list(bids.notes),
         })
         day = day + timedelta(days=1)
@@ -351,7 +359,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  brokerage {day['delivery_date']}: bid {day['bid_kwh']:,.1f} kWh, traded "
             f"{day['traded_kwh']:,.1f} kWh through the trading meters (site export "
             f"{day['site_export_kwh']:,.1f} kWh), paid {day['paid_krw']:,} KRW at the expected "
-            f"SMP {day['smp_krw_per_kwh']:g} KRW/kWh")
+            f"SMP {day['smp_krw_per_kwh']:g} KRW/kWh; forecast error (KPX rule) "
+            + (f"{day['forecast_error_pct']:.2f} % over {day['evaluated_hours']} hours"
+               if day.get("forecast_error_pct") is not None else "not evaluated"))
     resident = summary.get("resident")
     if resident:
         lines.append(

@@ -22,12 +22,16 @@ from cems.config.model import SiteConfig
 from cems.errors import CemsError
 from cems.forecast.accuracy import nmae_pct
 from cems.forecast.load import similar_days_forecast, simple_day_types
+from cems.forecast.pv import forecast_arrays_kw, learn_ratios, model_arrays_kw, to_steps
+from cems.forecast.weather import WeatherProvider
 from cems.store import TelemetryStore
 
 log = logging.getLogger(__name__)
 
 #: Days of load history the similar-day forecast looks back over.
 LOOKBACK_DAYS = 28
+#: Days of metered PV each array's ratio to the weather model is learned from.
+PV_RATIO_DAYS = 14
 
 
 def load_forecast(config: SiteConfig, store: TelemetryStore,
@@ -48,6 +52,36 @@ def load_forecast(config: SiteConfig, store: TelemetryStore,
     except CemsError as exc:
         log.info("similar-day load forecast not possible yet: %s", exc)
         return None
+
+
+def pv_forecast(config: SiteConfig, store: TelemetryStore, weather: WeatherProvider,
+                index: pd.DatetimeIndex, now: datetime) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-array PV forecast (kW per step of ``index``, columns: array ids) from the weather
+    known at ``now`` (:mod:`cems.forecast.pv`), corrected by each array's ratio of metered
+    to modelled output over the last :data:`PV_RATIO_DAYS` days (the model driven by the
+    provider's latest weather of those days); returns it with the ratios."""
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+    start = index[0].floor("h")
+    end = (index[-1] + step).ceil("h")
+    ahead = weather.weather(start.to_pydatetime(), end.to_pydatetime(), issued=now)
+    ratios: dict[str, float] = {}
+    learn_start = start - pd.Timedelta(days=PV_RATIO_DAYS)
+    metered = {}
+    for array in config.assets.pv:
+        agg = store.aggregates(device=array.id, quantity="active_power_kw",
+                               start=learn_start.to_pydatetime(), end=start.to_pydatetime())
+        if not agg.empty:
+            series = pd.Series(agg["mean"].to_numpy(float), index=pd.DatetimeIndex(agg["start"]))
+            metered[array.id] = series.tz_convert(index.tz).resample("h").mean()
+    if metered:
+        first = min(s.index[0] for s in metered.values())
+        try:
+            past = weather.weather(first.to_pydatetime(), start.to_pydatetime(), issued=None)
+            ratios = learn_ratios(model_arrays_kw(config, past), pd.DataFrame(metered))
+        except CemsError as exc:
+            log.info("PV ratios not learned (%s): using the model as it is", exc)
+    hourly_kw = forecast_arrays_kw(config, ahead, ratios)
+    return to_steps(hourly_kw, index).fillna(0.0), ratios
 
 
 def _day_types(index: pd.DatetimeIndex) -> np.ndarray:
@@ -116,4 +150,5 @@ def actual_kw(store: TelemetryStore, devices: list[str | None], start: datetime,
     return total
 
 
-__all__ = ["LOOKBACK_DAYS", "actual_kw", "daily_accuracy", "load_forecast"]
+__all__ = ["LOOKBACK_DAYS", "PV_RATIO_DAYS", "actual_kw", "daily_accuracy", "load_forecast",
+           "pv_forecast"]
