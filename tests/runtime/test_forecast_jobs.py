@@ -66,3 +66,37 @@ def test_daily_accuracy_scores_the_plan_forecast(small_config, tmp_path):
     assert stored.loc["load_kw", "method"] == "day_ahead"
     assert stored.loc["load_kw", "n_steps"] == 4
     rt.store.engine.dispose()
+
+
+def test_daily_kpx_score_from_the_two_day_ahead_plans(small_config, tmp_path):
+    """Round 1 = the first day-ahead plan made on D-1, round 2 = the last; the KPX rule on
+    each hour (hand arithmetic), stored per day, with rolling 1-/3-month figures."""
+    from cems.runtime.forecast_jobs import kpx_rolling
+
+    day = date(2026, 7, 15)
+    start = datetime(2026, 7, 15, tzinfo=TZ)
+    rt = _runtime(small_config, tmp_path, start + timedelta(days=1, minutes=10))
+    index = pd.date_range(start + timedelta(hours=10), periods=8, freq="15min")  # 10-12 h
+    for made, pv in ((start - timedelta(hours=14, minutes=30), [30.0] * 4 + [20.0] * 4),
+                     (start - timedelta(hours=7, minutes=30), [25.0] * 4 + [20.0] * 4)):
+        schedule = pd.DataFrame({"load_forecast_kw": 100.0, "pv_forecast_kw": pv,
+                                 "pv-1_pv_kw": pv}, index=index)
+        rt.store.record_plan(PlanRecord(made, "day_ahead", index[0], index[-1], "x",
+                                        "optimal", schedule=schedule))
+    _seed_aggregates(rt.store, "load-meter", index[0], [100.0] * 8)
+    _seed_aggregates(rt.store, "pv-1", index[0], [22.0] * 4 + [4.0] * 4)
+    scores = asyncio.run(rt.daily_accuracy(day))
+    # capacity 55 kW. Hour 10: actual 22 kWh (CF 40 %): rounds |30-22| = 8 and |25-22| = 3
+    # -> (14.545 % + 5.455 %) / 2 = 10.0 %. Hour 11: actual 4 kWh, CF 7.3 % < 10 %: not
+    # counted. Day mean 10.0 % over 1 hour.
+    assert scores["pv_kpx_error_pct"] == pytest.approx(10.0, abs=1e-3)
+    stored = rt.store.forecast_accuracy()
+    kpx = stored[(stored["quantity"] == "pv_kpx") & (stored["method"] == "kpx_rule")]
+    assert len(kpx) == 1 and int(kpx["n_steps"].iloc[0]) == 1
+    assert set(stored["quantity"]) >= {"pv_kpx", "pv_kpx:pv-1"}
+    # a second day 40 days earlier with 4 hours at 2 %: 1 month sees 10 %, 3 months
+    # (10 x 1 + 2 x 4) / 5 = 3.6 %
+    rt.store.record_forecast_accuracy(day="2026-06-05", quantity="pv_kpx", method="kpx_rule",
+                                      nmae_pct=2.0, n_steps=4, created=start)
+    assert kpx_rolling(rt.store, day) == {"1m": 10.0, "3m": pytest.approx(3.6)}
+    rt.store.engine.dispose()
