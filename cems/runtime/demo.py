@@ -120,6 +120,7 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, runtime_options)
     runtime.weather = ScenarioForecast(config)
+    seed_history(config, store, start)
     warm = (f", the first {options.warm_up} a warm-up left out of the figures"
             if options.warm_up else "")
     say(f"demo: {config.site.name}, {start:%Y-%m-%d} for {options.days} day(s){warm}, "
@@ -151,6 +152,27 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
                    base_trace[base_trace.index < end], summary)
     store.engine.dispose()
     return summary
+
+
+#: Days of metered history the demo's site starts with (PV arrays and base load).
+HISTORY_DAYS = 14
+
+
+def seed_history(config: SiteConfig, store: TelemetryStore, start: datetime) -> None:
+    """Store :data:`HISTORY_DAYS` days before ``start`` of the twin's PV arrays and base load
+    under the same weather scenario, as 15-minute interval means: a site has history, and
+    the forecasts learn from it (similar-day load, each array's ratio to the weather model).
+    The days before the demo are not part of any figure it prints."""
+    from cems.runtime.forecast_backtest import scenario_weather, simulate
+
+    pv, load = simulate(config, scenario_weather(config), start - timedelta(days=HISTORY_DAYS),
+                        start, freq=f"{config.scheduler.step_min}min")
+    frame = pv.copy()
+    if config.loads.base.meter:
+        frame[config.loads.base.meter] = load["load_kw"]
+    frame.index = pd.DatetimeIndex(frame.index).tz_convert("UTC")
+    store.write_interval_means(frame, quantity="active_power_kw",
+                               interval_min=config.scheduler.step_min)
 
 
 def store_metered(config: SiteConfig, store: TelemetryStore, trace: pd.DataFrame) -> None:

@@ -109,10 +109,10 @@ def _clear_sky_index(config: SiteConfig, frame: pd.DataFrame) -> np.ndarray:
     return np.where(sky["ghi_clear"].to_numpy() > 20.0, ratio, 1.0)
 
 
-def simulate(config: SiteConfig, weather: Weather, start: datetime, end: datetime
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hourly means of the twin over ``[start, end)``: PV per array (kW) and base load (kW),
-    the PV driven by the actual weather."""
+def simulate(config: SiteConfig, weather: Weather, start: datetime, end: datetime,
+             freq: str = "h") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Means of the twin per ``freq`` over ``[start, end)``: PV per array (kW) and base load
+    (kW, column ``load_kw``), the PV driven by the actual weather."""
     actual = weather.actual(start - timedelta(hours=1), end + timedelta(hours=1))
     mids = pd.DatetimeIndex(actual.index) + pd.Timedelta(minutes=30)
     series = WeatherSeries(tuple(float(t.timestamp()) for t in mids),
@@ -136,8 +136,8 @@ def simulate(config: SiteConfig, weather: Weather, start: datetime, end: datetim
         now += step
     frame = pd.DataFrame(rows, columns=[*sorted(pv_ids), "load_kw"],
                          index=pd.DatetimeIndex(times).tz_convert(config.site.timezone))
-    hourly = frame.resample("h").mean()
-    return hourly.drop(columns=["load_kw"]), hourly[["load_kw"]]
+    means = frame.resample(freq).mean()
+    return means.drop(columns=["load_kw"]), means[["load_kw"]]
 
 
 def _at(day: date, when: time, tz: str) -> datetime:
