@@ -169,6 +169,7 @@ class KmaVilageForecast:
         self.url = url
         self.timeout_s = timeout_s
         self._key = service_key
+        self._cache: tuple[datetime, Any] | None = None  # (base time, answer)
 
     def key(self) -> str:
         """The service key (argument, else the environment)."""
@@ -202,8 +203,13 @@ class KmaVilageForecast:
 
     def weather(self, start: datetime, end: datetime, *, issued: datetime | None = None
                 ) -> pd.DataFrame:
-        data = self.fetch(issued or datetime.now(KST))
-        return hourly(parse_response(data), start, end, "KMA forecast")
+        """The hours in ``[start, end)`` of the newest issue at ``issued``; one request per
+        issue (the answer is kept until a newer base time)."""
+        when = issued or datetime.now(KST)
+        base = latest_base_time(when)
+        if self._cache is None or self._cache[0] != base:
+            self._cache = (base, self.fetch(when))
+        return hourly(parse_response(self._cache[1]), start, end, "KMA forecast")
 
 
 __all__ = ["BASE_HOURS", "KEY_ENV", "SKY_COVER_PCT", "URL", "KmaVilageForecast",

@@ -132,3 +132,20 @@ def test_file_weather_csv_json_and_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="weather covers"):
         FileWeather(csv).weather(datetime(2026, 7, 2, tzinfo=KST),
                                  datetime(2026, 7, 3, tzinfo=KST))
+
+
+def test_one_request_per_issue(answer: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = KmaVilageForecast(36.515, 127.305, service_key="k")
+    calls: list[datetime] = []
+
+    def fetch(issued: datetime) -> dict:
+        calls.append(issued)
+        return answer
+
+    monkeypatch.setattr(provider, "fetch", fetch)
+    start, end = datetime(2026, 12, 7, 12, tzinfo=KST), datetime(2026, 12, 8, tzinfo=KST)
+    provider.weather(start, end, issued=datetime(2026, 12, 7, 9, 30, tzinfo=KST))
+    provider.weather(start, end, issued=datetime(2026, 12, 7, 10, 30, tzinfo=KST))  # same 08 h
+    assert len(calls) == 1
+    provider.weather(start, end, issued=datetime(2026, 12, 7, 11, 30, tzinfo=KST))  # 11 h issue
+    assert len(calls) == 2
