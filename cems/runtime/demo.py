@@ -41,6 +41,9 @@ from cems.store.db import SQLITE_FILE_NAME
 from device_drivers.sim import SiteSimulator
 from device_drivers.sim.twin import Twin
 
+#: Days of metered history a multi-day demo's site starts with (PV arrays and base load).
+HISTORY_DAYS = 14
+
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -58,6 +61,16 @@ class DemoOptions:
     horizon_h: int = 24
     speed: float | None = None  # None: as fast as possible; else at most this x real time
     warm_up_days: int | None = None
+    history_days: int | None = None
+
+    @property
+    def history(self) -> int:
+        """Days of metered history stored before ``start`` (None: :data:`HISTORY_DAYS` when
+        the demo runs more than one day, else none, so a one-day run's database holds that
+        day alone and every report of it shows the demo's figures)."""
+        if self.history_days is not None:
+            return self.history_days
+        return HISTORY_DAYS if self.days > 1 else 0
 
     @property
     def warm_up(self) -> int:
@@ -120,7 +133,8 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, runtime_options)
     runtime.weather = ScenarioForecast(config)
-    seed_history(config, store, start)
+    if options.history:
+        seed_history(config, store, start, options.history)
     warm = (f", the first {options.warm_up} a warm-up left out of the figures"
             if options.warm_up else "")
     say(f"demo: {config.site.name}, {start:%Y-%m-%d} for {options.days} day(s){warm}, "
@@ -154,19 +168,16 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     return summary
 
 
-#: Days of metered history the demo's site starts with (PV arrays and base load).
-HISTORY_DAYS = 14
-
-
-def seed_history(config: SiteConfig, store: TelemetryStore, start: datetime) -> None:
-    """Store :data:`HISTORY_DAYS` days before ``start`` of the twin's PV arrays and base load
+def seed_history(config: SiteConfig, store: TelemetryStore, start: datetime,
+                 days: int = 14) -> None:
+    """Store ``days`` days before ``start`` of the twin's PV arrays and base load
     under the same weather scenario, as 15-minute interval means: a site has history, and
     the forecasts learn from it (similar-day load, each array's ratio to the weather model).
     The days before the demo are not part of any figure it prints."""
     from cems.runtime.forecast_backtest import scenario_weather, simulate
 
-    pv, load = simulate(config, scenario_weather(config), start - timedelta(days=HISTORY_DAYS),
-                        start, freq=f"{config.scheduler.step_min}min")
+    pv, load = simulate(config, scenario_weather(config), start - timedelta(days=days), start,
+                        freq=f"{config.scheduler.step_min}min")
     frame = pv.copy()
     if config.loads.base.meter:
         frame[config.loads.base.meter] = load["load_kw"]

@@ -10,7 +10,9 @@ hourly means per array. Each scored day D is then forecast as the runtime would 
   of metered to modelled output learned from the 14 days of history available then
   (round 2 includes D-1's morning);
 * the clear-sky baseline: the planning default (:func:`pv_clear_sky`), per array;
-* the base load by similar days of the KEPCO calendar (:func:`similar_days_forecast`).
+* the base load by similar days of the KEPCO calendar (:func:`similar_days_forecast`),
+  moved by the load per heating/cooling degree-day fitted on the history
+  (:func:`temperature_adjusted`; observed temperatures of the past, the forecast of D).
 
 PV is scored by KPX's rule (:mod:`cems.markets.forecast_score`) and load by nMAE (mean
 absolute error / mean load, :func:`cems.forecast.accuracy.nmae_pct`).
@@ -33,7 +35,7 @@ from cems.devices import simulation_spec
 from cems.errors import InputError
 from cems.forecast import scenario
 from cems.forecast.accuracy import nmae_pct
-from cems.forecast.load import similar_days_forecast
+from cems.forecast.load import similar_days_forecast, temperature_adjusted
 from cems.forecast.pv import forecast_arrays_kw, learn_ratios, model_arrays_kw
 from cems.forecast.weather import FileWeather, WeatherProvider
 from cems.markets.forecast_score import DayScore, period_mean_pct, score_resources
@@ -185,6 +187,8 @@ def run_backtest(config: SiteConfig, start: date, days: int, *,
             fc_weather = weather.forecast.weather(hours[0], hours[-1] + pd.Timedelta(hours=1),
                                                   issued=issued)
             rounds.append(forecast_arrays_kw(config, fc_weather, ratios).reindex(hours))
+            if round_time == ROUND_TIMES[0]:
+                fc_round1 = fc_weather
             if round_time == ROUND_TIMES[0] and "ghi_w_m2" in fc_weather:
                 fc_ghi.append(fc_weather["ghi_w_m2"])
                 act_ghi.append(observed["ghi_w_m2"].reindex(hours)
@@ -208,6 +212,10 @@ def run_backtest(config: SiteConfig, start: date, days: int, *,
         # the load forecast is made with the round-1 bid (D-1 09:30): history to then
         load_fc = similar_days_forecast(history, hours, _day_types,
                                         lookback_days=LOOKBACK_DAYS)
+        # temperature: observed for the history, round 1's forecast for the day
+        temps = pd.concat([observed["temp_air_c"].loc[observed.index < day_start],
+                           fc_round1["temp_air_c"]])
+        load_fc, _coef = temperature_adjusted(load_fc, history, temps, _day_types)
         load_day = load_actual["load_kw"].reindex(hours)
         load_err = nmae_pct(load_fc, load_day)
         load_errors.append((float((load_fc - load_day).abs().sum()), float(load_day.sum())))
@@ -247,7 +255,8 @@ def run_backtest(config: SiteConfig, start: date, days: int, *,
                    "model where no GHI; Erbs; Hay-Davies; Faiman; PVWatts), ratio to metered "
                    f"output learned over {RATIO_DAYS} days; KPX rule (mean of rounds 1 and 2, "
                    "hours with CF >= 10 %)",
-                   "load": "similar days (KEPCO calendar day types), nMAE = Σ|f-a| / Σ a"},
+                   "load": "similar days (KEPCO calendar day types) moved by the fitted "
+                   "load per heating/cooling degree-day; nMAE = Σ|f-a| / Σ a"},
     }
     if fc_ghi and all(len(x) for x in act_ghi):
         summary["scenario_error"] = scenario.scenario_error(pd.concat(fc_ghi),
