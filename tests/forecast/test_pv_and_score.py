@@ -89,3 +89,19 @@ def test_aggregate_and_per_resource() -> None:
     # the period mean counts hours, not days: (10 + 30 + 20) / 3
     assert period_mean_pct([DayScore(10.0, 1), DayScore(50.0, 2)]) == pytest.approx(20.0)
     assert period_mean_pct([]) is None
+
+
+def test_stored_schedule_splits_pv_by_each_arrays_forecast() -> None:
+    from cems.runtime.planner import stored_schedule
+
+    config = load_site(SITE)
+    index = pd.date_range("2026-07-15T10:00", periods=2, freq="15min", tz="Asia/Seoul")
+    ids = [p.id for p in config.site_pv]
+    forecast = pd.DataFrame({i: [10.0 * (n + 1), 0.0] for n, i in enumerate(ids)}, index=index)
+    schedule = pd.DataFrame({"pv_pv_kw": [75.0, 50.0]}, index=index)
+    stored = stored_schedule(schedule, config, forecast)
+    # step 1: forecasts 10..50 kW (sum 150): shares n/15 of the planned 75 kW
+    for n, i in enumerate(ids):
+        assert stored[f"{i}_pv_kw"].iloc[0] == pytest.approx(75.0 * (n + 1) / 15.0)
+    # step 2: no forecast anywhere: split by kWp (all 100 kWp here)
+    assert stored[[f"{i}_pv_kw" for i in ids]].iloc[1].tolist() == pytest.approx([10.0] * 5)

@@ -100,3 +100,34 @@ def test_daily_kpx_score_from_the_two_day_ahead_plans(small_config, tmp_path):
                                       nmae_pct=2.0, n_steps=4, created=start)
     assert kpx_rolling(rt.store, day) == {"1m": 10.0, "3m": pytest.approx(3.6)}
     rt.store.engine.dispose()
+
+
+def test_pv_forecast_per_array_learns_the_ratio_from_history(small_config, tmp_path):
+    """Weather from a file; 3 days of pv-1 history metered at 80 % of the weather model ->
+    the forecast is 80 % of the model; stored schedules split PV by the forecast."""
+    from cems.forecast.pv import model_arrays_kw
+    from cems.forecast.weather import FileWeather, write_weather_file
+    from cems.runtime.forecast_jobs import pv_forecast
+    from cems.runtime.planner import stored_schedule
+
+    hours = pd.date_range("2026-07-12", "2026-07-17", freq="h", tz=TZ, inclusive="left")
+    weather = pd.DataFrame({"cloud_cover_pct": 30.0, "temp_air_c": 25.0}, index=hours)
+    write_weather_file(weather, tmp_path / "weather.csv")
+    provider = FileWeather(tmp_path / "weather.csv")
+    start = datetime(2026, 7, 15, tzinfo=TZ)
+    rt = _runtime(small_config, tmp_path, start)
+    model = model_arrays_kw(small_config, weather)["pv-1"]
+    history = model.loc[(model.index >= start - timedelta(days=3)) & (model.index < start)]
+    quarter = history.reindex(pd.date_range(history.index[0], periods=len(history) * 4,
+                                            freq="15min"), method="ffill")
+    _seed_aggregates(rt.store, "pv-1", quarter.index[0].to_pydatetime(),
+                     list(0.8 * quarter.to_numpy()))
+    index = pd.date_range(start, periods=96, freq="15min")
+    arrays, ratios = pv_forecast(small_config, rt.store, provider, index, start)
+    assert ratios["pv-1"] == pytest.approx(0.8, abs=1e-6)
+    noon = pd.Timestamp("2026-07-15T12:00", tz=TZ)
+    assert arrays.loc[noon, "pv-1"] == pytest.approx(0.8 * model.loc[noon], rel=1e-6)
+    schedule = pd.DataFrame({"pv_pv_kw": 40.0, "load_kw": 10.0}, index=index)
+    stored = stored_schedule(schedule, small_config, arrays)
+    assert stored.loc[noon, "pv-1_pv_kw"] == pytest.approx(40.0)  # the only array: all of it
+    rt.store.engine.dispose()
