@@ -379,7 +379,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"  saving: {summary['saving_krw']:,.0f} KRW; self-sufficiency "
                  f"{summary['self_sufficiency_gain_pct_points']:+.1f} points")
     for day, scores in summary.get("forecast_nmae_pct", {}).items():
-        text = ", ".join(f"{k} {v:.1f} %" for k, v in scores.items()) or "not scored"
+        nmae = {k: v for k, v in scores.items() if k != "pv_kpx_error_pct"}
+        text = ", ".join(f"{k} {v:.1f} %" for k, v in nmae.items()) or "not scored"
+        if "pv_kpx_error_pct" in scores:
+            text += f"; PV by KPX's rule {scores['pv_kpx_error_pct']:.1f} %"
         lines.append(f"  forecast nMAE {day}: {text}")
     r = summary["runtime"]
     lines.append(f"  runtime: {r['polls']} polls, {r['readings_stored']:,} readings, "
