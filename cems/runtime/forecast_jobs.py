@@ -21,7 +21,7 @@ import tariffs
 from cems.config.model import SiteConfig
 from cems.errors import CemsError
 from cems.forecast.accuracy import nmae_pct
-from cems.forecast.load import similar_days_forecast, simple_day_types
+from cems.forecast.load import similar_days_forecast, simple_day_types, temperature_adjusted
 from cems.forecast.pv import forecast_arrays_kw, learn_ratios, model_arrays_kw, to_steps
 from cems.forecast.weather import WeatherProvider
 from cems.markets.forecast_score import score_resources
@@ -36,9 +36,12 @@ PV_RATIO_DAYS = 14
 
 
 def load_forecast(config: SiteConfig, store: TelemetryStore,
-                  index: pd.DatetimeIndex) -> pd.Series | None:
+                  index: pd.DatetimeIndex, weather: WeatherProvider | None = None,
+                  now: datetime | None = None) -> pd.Series | None:
     """Similar-day forecast of the base load from stored 15-min aggregates, or None
-    while there is less than a day of history (the planner's typical profile is used)."""
+    while there is less than a day of history (the planner's typical profile is used).
+    With ``weather`` (past days and the forecast known at ``now``) it is moved by the load's
+    fitted response to temperature (:func:`cems.forecast.load.temperature_adjusted`)."""
     meter = config.loads.base.meter
     if meter is None:
         return None
@@ -49,10 +52,24 @@ def load_forecast(config: SiteConfig, store: TelemetryStore,
         return None
     series = pd.Series(history["mean"].to_numpy(), index=pd.DatetimeIndex(history["start"]))
     try:
-        return similar_days_forecast(series, index, _day_types, lookback_days=LOOKBACK_DAYS)
+        forecast = similar_days_forecast(series, index, _day_types, lookback_days=LOOKBACK_DAYS)
     except CemsError as exc:
         log.info("similar-day load forecast not possible yet: %s", exc)
         return None
+    if weather is None:
+        return forecast
+    try:
+        step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+        first = pd.DatetimeIndex(series.index).tz_convert(index.tz)[0].floor("h")
+        past = weather.weather(first.to_pydatetime(), start, issued=None)["temp_air_c"]
+        ahead = weather.weather(index[0].floor("h").to_pydatetime(),
+                                (index[-1] + step).ceil("h").to_pydatetime(),
+                                issued=now)["temp_air_c"]
+        temps = pd.concat([past, ahead[ahead.index >= start]])
+        forecast, _ = temperature_adjusted(forecast, series, temps, _day_types)
+    except CemsError as exc:
+        log.info("load not adjusted for temperature (%s)", exc)
+    return forecast
 
 
 def pv_forecast(config: SiteConfig, store: TelemetryStore, weather: WeatherProvider,

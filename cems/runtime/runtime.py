@@ -272,9 +272,11 @@ class Runtime:
             return await self._plan_and_store(kind, horizon_h)
 
     def load_forecast(self, index: pd.DatetimeIndex) -> pd.Series | None:
-        """Similar-day forecast of the base load over ``index``, or None while there is
-        less than a day of history (:func:`cems.runtime.forecast_jobs.load_forecast`)."""
-        return forecast_jobs.load_forecast(self.config, self.store, index)
+        """Similar-day forecast of the base load over ``index`` (moved for temperature when
+        :attr:`weather` is set), or None while there is less than a day of history
+        (:func:`cems.runtime.forecast_jobs.load_forecast`)."""
+        return forecast_jobs.load_forecast(self.config, self.store, index, self.weather,
+                                           self.clock.now())
 
     def pv_forecast(self, index: pd.DatetimeIndex) -> pd.DataFrame | None:
         """Per-array PV forecast over ``index`` from :attr:`weather` (None without a weather

@@ -131,3 +131,31 @@ def test_pv_forecast_per_array_learns_the_ratio_from_history(small_config, tmp_p
     stored = stored_schedule(schedule, small_config, arrays)
     assert stored.loc[noon, "pv-1_pv_kw"] == pytest.approx(40.0)  # the only array: all of it
     rt.store.engine.dispose()
+
+
+def test_load_forecast_moves_with_the_weather_temperature(small_config, tmp_path):
+    """20 days of load = 100 kW + 5 kW per cooling degree-day, weather from a file; the
+    runtime's forecast for a day 4 K hotter than its similar days is 20 kW higher."""
+    from cems.forecast.weather import FileWeather, write_weather_file
+
+    first = datetime(2026, 6, 25, tzinfo=TZ)
+    days = [first + timedelta(days=d) for d in range(20)]
+    temps = {day: 25.0 + (d * 7 % 5) for d, day in enumerate(days)}  # 25..29 °C
+    rt = _runtime(small_config, tmp_path, days[-1] + timedelta(days=1))
+    for day in days:
+        _seed_aggregates(rt.store, "load-meter", day, [100.0 + 5.0 * (temps[day] - 24.0)] * 96)
+    target = days[-1] + timedelta(days=1)
+    weekdays = [d for d in days if d.weekday() < 5][-4:]
+    hot = sum(temps[d] for d in weekdays) / 4 + 4.0
+    hours = pd.date_range(first, target + timedelta(days=1), freq="h", inclusive="left")
+    frame = pd.DataFrame({"cloud_cover_pct": 50.0,
+                          "temp_air_c": [temps.get(h.normalize().to_pydatetime(), hot)
+                                         for h in hours]}, index=hours)
+    write_weather_file(frame, tmp_path / "weather.csv")
+    index = pd.date_range(target, periods=96, freq="15min")
+    plain = rt.load_forecast(index)
+    rt.weather = FileWeather(tmp_path / "weather.csv")
+    warm = rt.load_forecast(index)
+    assert target.weekday() < 5
+    assert (warm - plain).to_numpy() == pytest.approx([20.0] * 96, abs=1e-6)
+    rt.store.engine.dispose()
