@@ -1,5 +1,10 @@
-"""Weather inputs: the KMA 단기예보 adapter on recorded answers, the file adapter, and the
-errors naming the field."""
+"""Weather inputs: the KMA 단기예보 adapter on stored answers, the file adapter, and the
+errors naming the field.
+
+``tests/data/kma/vilagefcst_sejong_20261206_2300.json`` is a getVilageFcst answer for the
+Sejong grid point (66, 103), issue 2026-12-06 23:00, 48 hours x 12 categories plus TMN/TMX,
+written in the service's documented JSON layout and value formats; it was not captured from
+the live service (no network here)."""
 
 from __future__ import annotations
 
