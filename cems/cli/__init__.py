@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cems.cli.dr",
     "cems.cli.broker",
     "cems.cli.portfolio",
+    "cems.cli.forecast",
     "cems.cli.report",
     "cems.cli.users",
     "cems.cli.serve",

@@ -34,6 +34,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--warm-up-days", type=int, default=None,
                         help="days simulated first and left out of the figures (default: 1 "
                         "when --days > 1, else 0)")
+    parser.add_argument("--history-days", type=int, default=None,
+                        help="days of metered PV and load history the site starts with, "
+                        "for the forecasts to learn from (default: 14 when --days > 1, else "
+                        "0); they are stored in the demo's database")
     parser.add_argument("--speed", type=float, default=None,
                         help="run at most this many times faster than real time "
                         "(default: as fast as the work allows)")
@@ -61,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.warm_up_days is not None and not 0 <= args.warm_up_days < args.days:
         raise InputError(f"--warm-up-days must be between 0 and --days - 1 "
                          f"(got {args.warm_up_days} with --days {args.days})")
+    if args.history_days is not None and not 0 <= args.history_days <= 60:
+        raise InputError(f"--history-days must be between 0 and 60 (got {args.history_days})")
     if args.poll_s < 10:
         raise InputError(f"--poll-s must be at least 10 simulated seconds (got {args.poll_s})")
     if args.speed is not None and args.speed <= 0:
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     start = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(config.site.timezone))
     options = DemoOptions(start=start, days=args.days, poll_interval_s=args.poll_s,
                           replan_interval_min=args.replan_min, speed=args.speed,
-                          warm_up_days=args.warm_up_days)
+                          warm_up_days=args.warm_up_days, history_days=args.history_days)
     with translate_library_errors():  # e.g. a port of the site already in use
         summary = run_demo(config, args.out, options)
     ocpp_text = ""

@@ -27,6 +27,10 @@ def register(subparsers: Any) -> None:
                         help="override setpoint expiry (must exceed the poll interval)")
     parser.add_argument("--replan-min", type=int, default=None,
                         help="override the re-plan interval in minutes")
+    parser.add_argument("--weather", metavar="kma|PATH",
+                        help="day-ahead weather for the PV forecast per array: 'kma' (KMA "
+                        "단기예보, service key in KMA_SERVICE_KEY) or a CSV/JSON file or "
+                        "folder (docs/forecasting.md); default: clear sky")
     parser.set_defaults(handler=run)
 
 
@@ -48,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.duration is not None and args.duration <= 0:
         raise InputError(f"--duration must be > 0 (got {args.duration})")
+    weather = _weather(args.weather, config) if args.weather else None
     store = open_store(args.db, data_dir=config.site.data_dir)
     print(f"cems run: {config.site.id}, database {store.engine.url.render_as_string(True)}; "
           "Ctrl-C stops and reverts devices to safe state", flush=True)
     runtime = asyncio.run(run_service(config, store, options=options,
-                                      duration_s=args.duration))
+                                      duration_s=args.duration, weather=weather))
     c = runtime.counters
     print(f"stopped: {c.polls} polls, {c.readings_stored} readings, {c.plans} plans "
           f"({c.plan_failures} failed), {c.commands_written} setpoints, "
@@ -63,3 +68,21 @@ def run(args: argparse.Namespace) -> int:
               "opted out", flush=True)
     store.engine.dispose()
     return 0
+
+
+def _weather(choice: str, config: Any) -> Any:
+    """The weather provider ``--weather`` names (checked before the site starts)."""
+    from pathlib import Path
+
+    if choice == "kma":
+        from cems.forecast.kma import KmaVilageForecast
+
+        provider = KmaVilageForecast(config.site.latitude, config.site.longitude)
+        provider.key()  # a missing key is a user error now, not a warning every hour
+        return provider
+    from cems.forecast.weather import FileWeather
+
+    path = Path(choice)
+    provider = FileWeather(path, config.site.timezone)
+    provider.frame()  # read and validate now
+    return provider

@@ -80,12 +80,14 @@ class BidJobs:
                                              rt.options.horizon_h)
         plan, plan_id, error = await rt.plan_locked("day_ahead", horizon_h)
         if plan is not None:
-            schedule = bidding.with_sold_apart(config, stored_schedule(plan.schedule, config))
+            schedule = bidding.with_sold_apart(
+                config, stored_schedule(plan.schedule, config, plan.pv_arrays_kw),
+                plan.pv_arrays_kw)
             source = "plan"
         else:
             index = horizon(now, config.scheduler.step_min, horizon_h)
             schedule = bidding.forecast_schedule(config, rt.state, now, horizon_h,
-                                                 rt.load_forecast(index))
+                                                 rt.load_forecast(index), rt.pv_forecast(index))
             source = "forecast"
         bid, notes = bidding.bid_from_schedule(config, schedule, portfolio, delivery,
                                                round_no)

@@ -99,16 +99,21 @@ def bid_from_schedule(config: SiteConfig, schedule: pd.DataFrame, portfolio: Por
     return make_bid(portfolio, delivery, round_no, tz, matrix), notes
 
 
-def with_sold_apart(config: SiteConfig, schedule: pd.DataFrame) -> pd.DataFrame:
+def with_sold_apart(config: SiteConfig, schedule: pd.DataFrame,
+                    pv_arrays_kw: pd.DataFrame | None = None) -> pd.DataFrame:
     """The schedule plus ``{id}_pv_kw`` forecast columns of the PV arrays sold whole through
-    their own trading meter (the optimiser plans the site only)."""
+    their own trading meter (the optimiser plans the site only): the per-array weather
+    forecast ``pv_arrays_kw`` where given, else clear sky."""
     apart = [p for p in config.assets.pv if config.trading_meter_of(p.id) is not None]
     if not apart:
         return schedule
     out = schedule.copy()
     index = pd.DatetimeIndex(schedule.index)
     for array in apart:
-        out[f"{array.id}_pv_kw"] = pv_clear_sky(config, index, [array]).to_numpy()
+        if pv_arrays_kw is not None and array.id in pv_arrays_kw:
+            out[f"{array.id}_pv_kw"] = pv_arrays_kw[array.id].reindex(index).fillna(0.0).to_numpy()
+        else:
+            out[f"{array.id}_pv_kw"] = pv_clear_sky(config, index, [array]).to_numpy()
     return out
 
 
@@ -140,25 +145,31 @@ def bid_commitment_kw(config: SiteConfig, store: TelemetryStore,
 
 
 def forecast_schedule(config: SiteConfig, state: SiteState, now: datetime, horizon_h: int,
-                      load_forecast_kw: pd.Series | None = None) -> pd.DataFrame:
+                      load_forecast_kw: pd.Series | None = None,
+                      pv_forecast_kw: pd.DataFrame | None = None) -> pd.DataFrame:
     """Stored-schedule columns from the forecast alone (for a bid when the optimiser fails):
     PV per array at the forecast split by kWp as the plan would store it, ESS, fuel cells and
     V2G 0, the site meter exporting the PV above the load forecast."""
     index = horizon(now, config.scheduler.step_min, horizon_h)
-    inputs, _ = live_inputs(config, index, state, load_forecast_kw)
+    inputs, _ = live_inputs(config, index, state, load_forecast_kw,
+                            pv_forecast_kw=pv_forecast_kw)
     ts = inputs.timeseries
     out = pd.DataFrame(index=index)
     net = (ts["load_kw"] - ts["pv_kw"]).to_numpy()
     out["grid_import_kw"] = np.clip(net, 0.0, None)
     out["grid_export_kw"] = np.clip(-net, 0.0, None)
-    total_kwp = sum(p.kwp for p in config.site_pv)
-    for array in config.site_pv:
-        out[f"{array.id}_pv_kw"] = ts["pv_kw"].to_numpy() * array.kwp / total_kwp
+    if pv_forecast_kw is not None:
+        for array in config.site_pv:
+            out[f"{array.id}_pv_kw"] = pv_forecast_kw[array.id].reindex(index).fillna(0.0)
+    else:
+        total_kwp = sum(p.kwp for p in config.site_pv)
+        for array in config.site_pv:
+            out[f"{array.id}_pv_kw"] = ts["pv_kw"].to_numpy() * array.kwp / total_kwp
     for item in (*config.assets.ess, *config.assets.ev_chargers):
         out[f"{item.id}_discharge_kw"] = 0.0
     for cell in config.assets.fuel_cells:
         out[f"{cell.id}_power_kw"] = 0.0
-    return with_sold_apart(config, out)
+    return with_sold_apart(config, out, pv_forecast_kw)
 
 
 __all__ = ["MARKET", "bid_commitment_kw", "bid_from_schedule", "delivery_day", "forecast_schedule",

@@ -29,6 +29,7 @@ from cems.accounting.ev import ev_figures
 from cems.accounting.flows import means_from_trace, soc_means_from_trace
 from cems.config.model import SiteConfig
 from cems.devices import build_devices, simulation_spec
+from cems.forecast.scenario import ScenarioForecast, twin_weather
 from cems.runtime.clock import SteppedClock
 from cems.runtime.demo_households import resident_outputs
 from cems.runtime.demo_worlds import Recorder, WorldRecord
@@ -39,6 +40,9 @@ from cems.store import TelemetryStore, open_store
 from cems.store.db import SQLITE_FILE_NAME
 from device_drivers.sim import SiteSimulator
 from device_drivers.sim.twin import Twin
+
+#: Days of metered history a multi-day demo's site starts with (PV arrays and base load).
+HISTORY_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,16 @@ class DemoOptions:
     horizon_h: int = 24
     speed: float | None = None  # None: as fast as possible; else at most this x real time
     warm_up_days: int | None = None
+    history_days: int | None = None
+
+    @property
+    def history(self) -> int:
+        """Days of metered history stored before ``start`` (None: :data:`HISTORY_DAYS` when
+        the demo runs more than one day, else none, so a one-day run's database holds that
+        day alone and every report of it shows the demo's figures)."""
+        if self.history_days is not None:
+            return self.history_days
+        return HISTORY_DAYS if self.days > 1 else 0
 
     @property
     def warm_up(self) -> int:
@@ -80,6 +94,9 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     spec, skipped = simulation_spec(config)
     for note in skipped:
         say(f"  not simulated: {note}")
+    # the simulated weather: a measured typical year (cems.forecast.scenario); the runtime's
+    # day-ahead PV forecast gets the scenario's forecasts of it, never the twin's state
+    spec = dataclasses.replace(spec, weather=twin_weather(config, start, end))
     sim = SiteSimulator(spec, start=start, autorun=False)
     baseline = Twin(spec, start=start)
     clock = SteppedClock(start)
@@ -115,6 +132,9 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
     await sim.start()
     io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, runtime_options)
+    runtime.weather = ScenarioForecast(config)
+    if options.history:
+        seed_history(config, store, start, options.history)
     warm = (f", the first {options.warm_up} a warm-up left out of the figures"
             if options.warm_up else "")
     say(f"demo: {config.site.name}, {start:%Y-%m-%d} for {options.days} day(s){warm}, "
@@ -146,6 +166,24 @@ async def run_demo(config: SiteConfig, out_dir: Path, options: DemoOptions,
                    base_trace[base_trace.index < end], summary)
     store.engine.dispose()
     return summary
+
+
+def seed_history(config: SiteConfig, store: TelemetryStore, start: datetime,
+                 days: int = 14) -> None:
+    """Store ``days`` days before ``start`` of the twin's PV arrays and base load
+    under the same weather scenario, as 15-minute interval means: a site has history, and
+    the forecasts learn from it (similar-day load, each array's ratio to the weather model).
+    The days before the demo are not part of any figure it prints."""
+    from cems.runtime.forecast_backtest import scenario_weather, simulate
+
+    pv, load = simulate(config, scenario_weather(config), start - timedelta(days=days), start,
+                        freq=f"{config.scheduler.step_min}min")
+    frame = pv.copy()
+    if config.loads.base.meter:
+        frame[config.loads.base.meter] = load["load_kw"]
+    frame.index = pd.DatetimeIndex(frame.index).tz_convert("UTC")
+    store.write_interval_means(frame, quantity="active_power_kw",
+                               interval_min=config.scheduler.step_min)
 
 
 def store_metered(config: SiteConfig, store: TelemetryStore, trace: pd.DataFrame) -> None:
@@ -199,6 +237,9 @@ def settle_delivered_days(config: SiteConfig, store: TelemetryStore, out_dir: Pa
             "paid_krw": int(sum(x.net_krw for x in result.resources)),
             "smp_krw_per_kwh": b.expected_smp_krw_per_kwh,
             "incentive_status": result.incentive_status,
+            "forecast_error_pct": None if result.mean_error_pct is None
+            else round(float(result.mean_error_pct), 3),
+            "evaluated_hours": result.evaluated_hours,
             "notes": list(bids.notes),
         })
         day = day + timedelta(days=1)
@@ -338,7 +379,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"  saving: {summary['saving_krw']:,.0f} KRW; self-sufficiency "
                  f"{summary['self_sufficiency_gain_pct_points']:+.1f} points")
     for day, scores in summary.get("forecast_nmae_pct", {}).items():
-        text = ", ".join(f"{k} {v:.1f} %" for k, v in scores.items()) or "not scored"
+        nmae = {k: v for k, v in scores.items() if k != "pv_kpx_error_pct"}
+        text = ", ".join(f"{k} {v:.1f} %" for k, v in nmae.items()) or "not scored"
+        if "pv_kpx_error_pct" in scores:
+            text += f"; PV by KPX's rule {scores['pv_kpx_error_pct']:.1f} %"
         lines.append(f"  forecast nMAE {day}: {text}")
     r = summary["runtime"]
     lines.append(f"  runtime: {r['polls']} polls, {r['readings_stored']:,} readings, "
@@ -351,7 +395,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  brokerage {day['delivery_date']}: bid {day['bid_kwh']:,.1f} kWh, traded "
             f"{day['traded_kwh']:,.1f} kWh through the trading meters (site export "
             f"{day['site_export_kwh']:,.1f} kWh), paid {day['paid_krw']:,} KRW at the expected "
-            f"SMP {day['smp_krw_per_kwh']:g} KRW/kWh")
+            f"SMP {day['smp_krw_per_kwh']:g} KRW/kWh; forecast error (KPX rule) "
+            + (f"{day['forecast_error_pct']:.2f} % over {day['evaluated_hours']} hours"
+               if day.get("forecast_error_pct") is not None else "not evaluated"))
     resident = summary.get("resident")
     if resident:
         lines.append(

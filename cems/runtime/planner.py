@@ -53,6 +53,7 @@ class Plan:
     inputs: PlanningInputs | None = None
     notes: list[str] = field(default_factory=list)
     model_reused: bool = False  # solved in the previous plan's model, new data loaded in place
+    pv_arrays_kw: pd.DataFrame | None = None  # per-array PV forecast the plan was made from
 
     @property
     def start(self) -> datetime:
@@ -93,15 +94,21 @@ def _fade(index: pd.DatetimeIndex, factor: float) -> np.ndarray:
 def live_inputs(config: SiteConfig, index: pd.DatetimeIndex, state: SiteState,
                 load_forecast_kw: pd.Series | None = None,
                 extra_ev_sessions: pd.DataFrame | None = None,
+                pv_forecast_kw: pd.DataFrame | None = None,
                 ) -> tuple[PlanningInputs, list[str]]:
     """Planning inputs for ``index`` corrected by live readings; returns them with notes.
 
     ``extra_ev_sessions``: sessions known otherwise (OCPP chargers, with the driver's needs
     where the charger reported them), in the columns of the live ones; they replace any
-    live session on the same charger."""
+    live session on the same charger. ``pv_forecast_kw`` (per array, from weather) replaces
+    the clear-sky PV."""
     notes: list[str] = []
     inputs = default_inputs(config, index)
     ts = inputs.timeseries.copy()
+    if pv_forecast_kw is not None:
+        site_ids = [p.id for p in config.site_pv]
+        ts["pv_kw"] = pv_forecast_kw.reindex(index)[site_ids].fillna(0.0).sum(axis=1).to_numpy()
+        notes.append("PV per array from the weather forecast")
     if load_forecast_kw is not None:
         ts["load_kw"] = load_forecast_kw.reindex(index).to_numpy()
         notes.append("load from similar days")
@@ -196,7 +203,8 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
               solver: opt.RollingSolver | None = None,
               brokerage_commitment_kw: pd.Series | None = None,
               value_exports: bool = False,
-              extra_ev_sessions: pd.DataFrame | None = None) -> Plan:
+              extra_ev_sessions: pd.DataFrame | None = None,
+              pv_forecast_kw: pd.DataFrame | None = None) -> Plan:
     """Solve a plan from ``now``; raises the optimiser's errors (the caller falls back).
 
     ``dr_events`` adds rows to the inputs' DR events (columns of
@@ -208,7 +216,9 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
     problem's structure is unchanged); without it every call builds a new model."""
     step_min = config.scheduler.step_min
     index = horizon(now, step_min, horizon_h)
-    inputs, notes = live_inputs(config, index, state, load_forecast_kw, extra_ev_sessions)
+    inputs, notes = live_inputs(config, index, state, load_forecast_kw,
+                                extra_ev_sessions=extra_ev_sessions,
+                                pv_forecast_kw=pv_forecast_kw)
     if dr_events is not None and len(dr_events):
         frames = [f for f in (inputs.dr_events, dr_events) if len(f)]
         inputs = PlanningInputs(inputs.timeseries, inputs.ev_sessions,
@@ -245,13 +255,16 @@ def make_plan(config: SiteConfig, state: SiteState, now: datetime, *, kind: str,
         inputs=inputs,
         notes=[*notes, *build_notes, *result.notes],
         model_reused=bool(result.stats.get("model_reused", False)),
+        pv_arrays_kw=pv_forecast_kw,
     )
 
 
-def stored_schedule(schedule: pd.DataFrame, config: SiteConfig) -> pd.DataFrame:
+def stored_schedule(schedule: pd.DataFrame, config: SiteConfig,
+                    pv_arrays_kw: pd.DataFrame | None = None) -> pd.DataFrame:
     """The optimiser's schedule with ``{asset_id}_{quantity}`` columns, as stored and read by
-    the reports: per-asset powers in kW, PV split over arrays by kWp, plus the site-total
-    forecasts ``load_forecast_kw`` and ``pv_forecast_kw`` the plan was made from."""
+    the reports: per-asset powers in kW, PV split over arrays by each array's share of the
+    per-array forecast ``pv_arrays_kw`` (else by kWp), plus the site-total forecasts
+    ``load_forecast_kw`` and ``pv_forecast_kw`` the plan was made from."""
     out = pd.DataFrame(index=schedule.index)
     for column in ("grid_import_kw", "grid_export_kw"):
         if column in schedule:
@@ -271,11 +284,27 @@ def stored_schedule(schedule: pd.DataFrame, config: SiteConfig) -> pd.DataFrame:
                 out[f"{charger.id}_{quantity}"] = schedule[column]
     total_kwp = sum(p.kwp for p in config.site_pv)
     if "pv_pv_kw" in schedule and total_kwp > 0:
+        shares = _pv_shares(config, schedule.index, pv_arrays_kw)
         for array in config.site_pv:
-            out[f"{array.id}_pv_kw"] = schedule["pv_pv_kw"] * array.kwp / total_kwp
+            out[f"{array.id}_pv_kw"] = schedule["pv_pv_kw"] * shares[array.id]
         curtailed = schedule.get("pv_pv_curtailed_kw", 0.0)
         out["pv_forecast_kw"] = schedule["pv_pv_kw"] + curtailed
     if "load_kw" in schedule:
         out["load_forecast_kw"] = schedule["load_kw"]
     return out
 
+
+
+def _pv_shares(config: SiteConfig, index: pd.Index, pv_arrays_kw: pd.DataFrame | None
+               ) -> dict[str, np.ndarray]:
+    """Each site array's share of the site's PV per step: of the per-array forecast where it
+    is above zero, else of the kWp."""
+    total_kwp = sum(p.kwp for p in config.site_pv)
+    by_kwp = {p.id: np.full(len(index), p.kwp / total_kwp) for p in config.site_pv}
+    if pv_arrays_kw is None:
+        return by_kwp
+    ids = [p.id for p in config.site_pv]
+    frame = pv_arrays_kw.reindex(pd.DatetimeIndex(index))[ids].fillna(0.0)
+    total = frame.sum(axis=1).to_numpy()
+    return {i: np.where(total > 1e-9, frame[i].to_numpy() / np.maximum(total, 1e-9), by_kwp[i])
+            for i in ids}

@@ -40,6 +40,8 @@ from cems.dispatch.safety import (
     hold_grid_limits,
     safe_state,
 )
+from cems.errors import CemsError
+from cems.forecast.weather import WeatherProvider
 from cems.runtime import bidding, forecast_jobs
 from cems.runtime.bid_jobs import BidJobs
 from cems.runtime.clock import Clock
@@ -129,6 +131,8 @@ class Runtime:
         self.ocpp: OcppBridge | None = None  # OCPP chargers' sessions (run_service sets)
         self.csms: Csms | None = None
         self.ocpp_run = OcppRun()
+        #: day-ahead weather for the PV forecast (None: clear sky, :mod:`cems.forecast.pv`)
+        self.weather: WeatherProvider | None = None
 
     @classmethod
     def options_for(cls, config: SiteConfig) -> RuntimeOptions:
@@ -210,6 +214,9 @@ class Runtime:
         caps = dr_caps(self.store, index, now=now, tz=self.config.site.timezone)
         self.dr_commitments = caps.commitments  # held in real time by dispatch, plan or not
         extra: dict[str, object] = {}
+        pv_arrays = self.pv_forecast(index)
+        if pv_arrays is not None:  # only then: planners without the argument keep working
+            extra["pv_forecast_kw"] = pv_arrays
         if self.config.brokerage.enabled:
             commitment = bidding.bid_commitment_kw(self.config, self.store, index)
             if commitment is not None:
@@ -252,7 +259,7 @@ class Runtime:
             objective_krw=plan.objective_krw,
             build_s=plan.timings_s.get("build"), solve_s=plan.timings_s.get("solve"),
             extract_s=plan.timings_s.get("extract"),
-            schedule=stored_schedule(plan.schedule, self.config),
+            schedule=stored_schedule(plan.schedule, self.config, plan.pv_arrays_kw),
         ))
         if bases and self.csms is not None and self.ocpp is not None:
             if self.ocpp.version != version:  # sessions changed while solving: next plan
@@ -291,9 +298,25 @@ class Runtime:
             return await self._plan_and_store(kind, horizon_h)
 
     def load_forecast(self, index: pd.DatetimeIndex) -> pd.Series | None:
-        """Similar-day forecast of the base load over ``index``, or None while there is
-        less than a day of history (:func:`cems.runtime.forecast_jobs.load_forecast`)."""
-        return forecast_jobs.load_forecast(self.config, self.store, index)
+        """Similar-day forecast of the base load over ``index`` (moved for temperature when
+        :attr:`weather` is set), or None while there is less than a day of history
+        (:func:`cems.runtime.forecast_jobs.load_forecast`)."""
+        return forecast_jobs.load_forecast(self.config, self.store, index, self.weather,
+                                           self.clock.now())
+
+    def pv_forecast(self, index: pd.DatetimeIndex) -> pd.DataFrame | None:
+        """Per-array PV forecast over ``index`` from :attr:`weather` (None without a weather
+        provider, or when it fails: the clear-sky default is used and the failure logged)
+        (:func:`cems.runtime.forecast_jobs.pv_forecast`)."""
+        if self.weather is None or not self.config.assets.pv:
+            return None
+        try:
+            arrays, _ = forecast_jobs.pv_forecast(self.config, self.store, self.weather, index,
+                                                  self.clock.now())
+        except CemsError as exc:
+            log.warning("weather PV forecast failed (%s): clear sky used", exc)
+            return None
+        return arrays
 
     async def daily_accuracy(self, day: date | None = None) -> dict[str, float]:
         """Score and store the load and PV forecasts of a local day (default: yesterday)

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from cems.config.model import SiteConfig
 from cems.devices import build_devices
+from cems.forecast.weather import WeatherProvider
 from cems.runtime.clock import Clock, WallClock
 from cems.runtime.device_io import DeviceIO
 from cems.runtime.dr_listener import listener_for
@@ -40,15 +41,18 @@ async def run_service(config: SiteConfig, store: TelemetryStore, *,
                       duration_s: float | None = None,
                       on_started: Callable[[Runtime], None] | None = None,
                       clock: Clock | None = None,
-                      listener_options: dict[str, float] | None = None) -> Runtime:
+                      listener_options: dict[str, float] | None = None,
+                      weather: WeatherProvider | None = None) -> Runtime:
     """Run until SIGINT/SIGTERM (or ``duration_s``); return the runtime for inspection.
 
     ``clock`` is the runtime's "now" (default: the wall clock; a shifted clock replays a
     day); jobs are scheduled on the wall clock either way. ``listener_options`` go to the
-    VEN listener (:class:`cems.runtime.dr_listener.DrListener`) when a VTN is configured."""
+    VEN listener (:class:`cems.runtime.dr_listener.DrListener`) when a VTN is configured.
+    ``weather`` feeds the per-array PV forecast (docs/forecasting.md; None: clear sky)."""
     clock = clock or WallClock(config.site.timezone)
     io = DeviceIO(build_devices(config, clock=clock.now))
     runtime = Runtime(config, store, io, clock, options or Runtime.options_for(config))
+    runtime.weather = weather
     stats: dict[str, JobStats] = {}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

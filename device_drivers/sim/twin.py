@@ -26,6 +26,7 @@ from device_drivers.sim.physics import (
     Watchdog,
     solar_position_deg,
 )
+from device_drivers.sim.weather import WeatherSeries
 
 SimKind = Literal["pv_inverter", "ess", "fuel_cell", "ev_charger", "meter"]
 
@@ -60,6 +61,8 @@ class SiteSpec:
     devices: tuple[SimDeviceSpec, ...]
     base_load_daily_kwh: float = 2000.0
     seed: int = 1
+    #: actual weather driving the PV (None: the random-walk clouds of :class:`Clouds`)
+    weather: WeatherSeries | None = None
 
 
 class SimClock:
@@ -174,6 +177,9 @@ class Twin:
             self.time, self.site.latitude, self.site.longitude
         )
         cloud = self.clouds.step(dt_h)
+        if self.site.weather is not None:  # a weather scenario replaces the random walk
+            cloud = self.site.weather.index_at(self.time)
+            self.clouds.factor = cloud
         local = self.time.astimezone(self.tz)
         self.load.step(local.hour + local.minute / 60 + local.second / 3600)
         net_kw = self.load.power_kw

@@ -144,6 +144,9 @@ CASES = [
     Case("report daily", lambda d: ["report", "daily", _report_site(d), "--date",
                                     "2026-04-10", "--format", "json"]),
     Case("report zeb", lambda d: ["report", "zeb", _report_site(d), "--year", "2026"]),
+    Case("forecast backtest", lambda d: ["forecast", "backtest", SEJONG, "--start",
+                                         "2026-07-15", "--days", "1", "--warm-up-days", "3",
+                                         "--json"]),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,3 +78,48 @@ def test_nmae_by_hand():
     assert nmae_pct(forecast, actual) == pytest.approx(3 / 14 * 100)
     # Normalised by a 100 kW capacity: 3 %.
     assert nmae_pct(forecast, actual, capacity=100) == pytest.approx(3.0)
+
+
+def test_temperature_adjusts_the_similar_day_forecast():
+    """Load = 100 kW + 5 kW per cooling degree-day, flat over the day; 20 weekdays at
+    24-30 °C. The target day is 6 K hotter than the last four weekdays' mean: +30 kW."""
+    from cems.forecast.load import temperature_adjusted
+
+    days = pd.date_range("2026-07-01", periods=29, freq="D", tz="Asia/Seoul")
+    temps, loads = [], []
+    rng = np.random.default_rng(3)
+    for day in days:
+        t = 24.0 + float(rng.uniform(0.0, 6.0))
+        hours = pd.date_range(day, periods=24, freq="h")
+        temps.append(pd.Series(t, index=hours))
+        loads.append(pd.Series(100.0 + 5.0 * (t - 24.0), index=hours))
+    target = pd.date_range(days[-1] + pd.Timedelta(days=1), periods=24, freq="h")
+    recent_mean = np.mean([temps[i].iloc[0] for i in range(len(days)) if
+                           days[i].day_of_week < 5][-4:])
+    temps.append(pd.Series(recent_mean + 6.0, index=target))
+    history = pd.concat(loads)
+    temp = pd.concat(temps)
+    base = similar_days_forecast(history, target, simple_day_types)
+    adjusted, coef = temperature_adjusted(base, history, temp, simple_day_types)
+    assert coef["kw_per_cdd"] == pytest.approx(5.0)
+    assert (adjusted - base).to_numpy() == pytest.approx([30.0] * 24, abs=1e-6)
+
+
+def test_temperature_is_left_out_when_it_explains_nothing():
+    """Cooling days but a load that does not follow them: the forecast stays as it is."""
+    from cems.forecast.load import temperature_adjusted
+
+    days = pd.date_range("2026-07-01", periods=29, freq="D", tz="Asia/Seoul")
+    rng = np.random.default_rng(5)
+    temps, loads = [], []
+    for day in days:
+        hours = pd.date_range(day, periods=24, freq="h")
+        temps.append(pd.Series(24.0 + float(rng.uniform(0.0, 6.0)), index=hours))
+        loads.append(pd.Series(100.0 + float(rng.normal(0.0, 2.0)), index=hours))
+    target = pd.date_range(days[-1] + pd.Timedelta(days=1), periods=24, freq="h")
+    temps.append(pd.Series(35.0, index=target))
+    history = pd.concat(loads)
+    base = similar_days_forecast(history, target, simple_day_types)
+    adjusted, coef = temperature_adjusted(base, history, pd.concat(temps), simple_day_types)
+    assert coef == {}
+    pd.testing.assert_series_equal(adjusted, base)
