@@ -6,7 +6,6 @@ loader can report it exactly like a field error.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import time
@@ -19,6 +18,7 @@ from cems.config.model import (
     OcppConnection,
     SiteConfig,
 )
+from device_drivers.hosts import is_loopback
 from device_drivers.profiles import builtin_profile_names
 from tariffs import get_plan, known_plan_ids
 
@@ -431,7 +431,7 @@ def _connections(config: SiteConfig) -> Iterator[Finding]:
 def _ocpp_server(config: SiteConfig) -> Iterator[Finding]:
     server = config.ocpp
     tls = server.tls_cert_file is not None
-    if not tls and not server.allow_plain_remote and not _is_loopback(server.host):
+    if not tls and not server.allow_plain_remote and not is_loopback(server.host):
         yield Finding(("ocpp", "host"),
                       f"plain ws:// on {server.host!r} would carry the chargers' traffic "
                       "unencrypted: listen on 127.0.0.1, give tls_cert_file and tls_key_file "
@@ -443,14 +443,6 @@ def _ocpp_server(config: SiteConfig) -> Iterator[Finding]:
         yield Finding(("ocpp", "tls_client_ca_file"),
                       "client certificates need TLS: give tls_cert_file and tls_key_file")
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _all_connections(

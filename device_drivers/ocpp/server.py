@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from device_drivers.hosts import is_loopback
 from device_drivers.ocpp.handlers import SESSION_CLASSES
 from device_drivers.ocpp.model import (
     SUBPROTOCOLS,
@@ -48,15 +48,6 @@ log = logging.getLogger(__name__)
 #: How long a charge point has to answer a call (SetChargingProfile).
 RESPONSE_TIMEOUT_S = 30.0
 
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
