@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cems.config.model import (
+from cems.config.connections import (
     AmiConnection,
     ModbusRtuConnection,
     ModbusTcpConnection,
     OcppConnection,
-    SiteConfig,
 )
+from cems.config.model import SiteConfig
 from device_drivers.modbus_device import Clock, ModbusDevice, utc_now
 from device_drivers.profiles import SUNSPEC, load_profile
 from device_drivers.sim.twin import SimDeviceSpec, SiteSpec

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until stopped."""
     from cems.config import load_site
-    from cems.config.model import OcppConnection
+    from cems.config.connections import OcppConnection
     from cems.runtime.ocpp_service import serve_ocpp
     from cems.store import open_store
 

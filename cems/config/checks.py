@@ -10,14 +10,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import time
 
-from cems.config.model import (
+from cems.config.connections import (
     AmiConnection,
     Connection,
     ModbusRtuConnection,
     ModbusTcpConnection,
     OcppConnection,
-    SiteConfig,
 )
+from cems.config.model import SiteConfig
 from device_drivers.hosts import is_loopback
 from device_drivers.profiles import builtin_profile_names
 from tariffs import get_plan, known_plan_ids

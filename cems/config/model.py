@@ -11,185 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
-    StringConstraints,
-    ValidationInfo,
     field_validator,
 )
 
-from cems.timeutil import DEFAULT_TIMEZONE
-
-Identifier = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
-]
-"""An id: letters, digits, ``_``, ``.`` and ``-``; starts with a letter or digit."""
-
-#: Hosts an unsigned plain-HTTP OpenADR VTN may be on.
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-
-
-def clock_from_yaml(value: object) -> object:
-    """Undo YAML 1.1 reading an unquoted ``09:30`` as the base-60 integer 570."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
-        return time(value // 60, value % 60)
-    return value
-
-
-def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
-    """Make a relative path absolute against the site file's folder (validation context)."""
-    base = (info.context or {}).get("base_dir")
-    if value is not None and base is not None and not value.is_absolute():
-        return (Path(base) / value).resolve()
-    return value
-
-
-#: Plausibility bounds by unit suffix (the last matching suffix of a field name wins): a
-#: value above its bound is a unit slip (W for kW, Wh for kWh) or a typo, not a site. 10 GW
-#: is a tenth of Korea's whole peak demand, above any KEPCO contract; 1 TWh is 100 hours of
-#: it. Prices above 1,000,000 KRW/kWh (SMP is ~100-200) and amounts above 10^12 KRW are
-#: likewise refused. Fields with narrower bounds of their own keep them.
-PLAUSIBLE_MAX: tuple[tuple[str, float, str], ...] = (
-    ("kwp", 10_000_000.0, "kWp (10 GW)"),
-    ("_kw", 10_000_000.0, "kW (10 GW)"),
-    ("_kw_per_min", 10_000_000.0, "kW/min"),
-    ("_kwh", 1_000_000_000.0, "kWh (1 TWh)"),
-    ("_krw", 1e12, "KRW"),
-    ("_krw_per_kwh", 1_000_000.0, "KRW/kWh"),
-    ("_m2", 100_000_000.0, "m2 (100 km2)"),
+from cems.config.base import (
+    LOOPBACK_HOSTS,
+    Efficiency,
+    Fraction,
+    Identifier,
+    NonNegative,
+    Positive,
+    StrictModel,
+    clock_from_yaml,
+    resolve_path,
 )
-
-
-def _plausible_max(name: str) -> tuple[float, str] | None:
-    found = None
-    for suffix, bound, unit in PLAUSIBLE_MAX:
-        if name == suffix or name.endswith(suffix):
-            found = (bound, unit)
-    return found
-
-
-class StrictModel(BaseModel):
-    """Base of every config class: immutable, unknown keys rejected, numbers finite.
-
-    ``allow_inf_nan=False`` refuses ``.inf`` / ``.nan`` in every float field; a field whose
-    name ends in a unit suffix of :data:`PLAUSIBLE_MAX` is also refused above its bound.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True,
-                              allow_inf_nan=False)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _plausible(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, float) and info.field_name is not None:
-            limit = _plausible_max(info.field_name)
-            if limit is not None and abs(value) > limit[0]:
-                raise ValueError(f"must be <= {limit[0]:,.0f} {limit[1]}: larger is not a "
-                                 "plausible site (check the unit)")
-        return value
-
-
-# --------------------------------------------------------------------------- connections
-
-
-class ModbusTcpConnection(StrictModel):
-    """A device reached over Modbus TCP (or RTU framing over TCP)."""
-
-    protocol: Literal["modbus_tcp", "modbus_rtu_over_tcp"]
-    host: str = Field(min_length=1, description="Host name or IP address.")
-    port: int = Field(502, ge=1, le=65535, description="TCP port.")
-    device_id: int = Field(1, ge=0, le=247, description="Modbus unit / device id.")
-    profile: Identifier = Field(
-        description="Register-map profile name (a file in device_drivers/profiles) or 'sunspec'."
-    )
-    timeout_s: float = Field(1.0, gt=0.0, le=30.0, description="Per-request timeout.")
-
-
-class ModbusRtuConnection(StrictModel):
-    """A device reached over a Modbus RTU serial line."""
-
-    protocol: Literal["modbus_rtu"]
-    serial_port: str = Field(min_length=1, description="Serial device, e.g. /dev/ttyUSB0.")
-    baudrate: int = Field(9600, gt=0)
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    device_id: int = Field(1, ge=1, le=247)
-    profile: Identifier
-    timeout_s: float = Field(1.0, gt=0.0, le=30.0)
-
-
-class AmiConnection(StrictModel):
-    """A meter whose interval data arrives from an AMI source (no live polling)."""
-
-    protocol: Literal["ami"]
-    source: Identifier = Field(description="Id of an entry in ami_sources.")
-    meter_key: str | None = Field(
-        None, description="Meter id inside the source feed; defaults to the meter's id."
-    )
-
-
-ChargePointId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:*+\-|@]*$"),
-]
-"""An OCPP charge point identity (the last segment of its websocket URL, at most 48
-characters as OCPP 2.0.1's identity; no ``/``, no spaces)."""
-
-
-class OcppConnection(StrictModel):
-    """An EV charger managed over OCPP: it connects to the CEMS's CSMS (see ``ocpp``).
-
-    Its limits come from the charger entry: ``max_kw`` is the EVSE's largest charging power
-    (profiles never exceed it), ``bidirectional`` with ``max_discharge_kw`` allows V2X
-    discharge, which only OCPP 2.1 can command."""
-
-    protocol: Literal["ocpp"]
-    charge_point_id: ChargePointId = Field(
-        description="The charge point's identity: it connects to ws://HOST:PORT/{this}.")
-    ocpp_version: Literal["1.6", "2.0.1", "2.1"] = Field(
-        description="OCPP version (websocket subprotocol ocpp1.6, ocpp2.0.1 or ocpp2.1).")
-    evse_id: int = Field(1, ge=1, le=64, description="EVSE id (connector id in OCPP 1.6).")
-    voltage_v: float = Field(230.0, gt=0.0, le=1000.0,
-                             description="Phase voltage, for profiles in A.")
-    phases: Literal[1, 3] = Field(3, description="Phases the EVSE supplies.")
-    rate_unit: Literal["W", "A"] = Field(
-        "W", description="Unit of the charging profiles (A: per phase, from the voltage).")
-    max_schedule_periods: int = Field(
-        24, ge=1, le=1024, description="Most periods a profile may hold (the charger's "
-        "ChargingScheduleMaxPeriods); longer plans are merged into this many.")
-    password_env: str | None = Field(
-        None, min_length=1, pattern=r"^[A-Z_][A-Z0-9_]*$",
-        description="Environment variable holding the charge point's HTTP Basic auth "
-        "password (OCPP security profiles 1 and 2); none: no password asked.")
-
-
-Connection = Annotated[
-    ModbusTcpConnection | ModbusRtuConnection | AmiConnection | OcppConnection,
-    Field(discriminator="protocol"),
-]
-
-
-class AmiSource(StrictModel):
-    """A feed of AMI interval data (a file or directory the importers read)."""
-
-    id: Identifier
-    format: Literal["greenbutton", "csv", "iec62056_21"]
-    path: Path = Field(description="File or directory, relative to the site file.")
-
-    _resolve = field_validator("path")(resolve_path)
-
+from cems.config.connections import AmiSource, Connection, OcppServer
+from cems.timeutil import DEFAULT_TIMEZONE
 
 # --------------------------------------------------------------------------- site
 
@@ -644,25 +487,6 @@ class DemandResponse(StrictModel):
                 "be on a loopback address: http://127.0.0.1:PORT/OpenADR2/Simple/2.0b "
                 "(TLS and signatures for a remote VTN are not supported yet)")
         return value
-
-
-class OcppServer(StrictModel):
-    """The CSMS that OCPP chargers (``connection: {protocol: ocpp}``) connect to."""
-
-    host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
-    port: int = Field(9000, ge=1, le=65535, description="TCP port.")
-    heartbeat_interval_s: int = Field(
-        300, ge=10, le=86400, description="Heartbeat interval given in BootNotification.")
-    allow_plain_remote: bool = Field(
-        False, description="Allow plain ws:// on a non-loopback address (security profile "
-        "1 on a private network); otherwise give tls_cert_file.")
-    tls_cert_file: Path | None = Field(None, description="Server certificate (PEM): wss://.")
-    tls_key_file: Path | None = Field(None, description="Its private key (PEM).")
-    tls_client_ca_file: Path | None = Field(
-        None, description="CA of the chargers' client certificates (security profile 3).")
-
-    _resolve = field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file")(
-        resolve_path)
 
 
 class Scheduler(StrictModel):

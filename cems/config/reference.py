@@ -1,7 +1,8 @@
 """Render the site-file reference (``docs/config-reference.md``) from the pydantic schema.
 
 The schema is the single source of truth: field names, types, defaults, bounds and
-descriptions all come from :mod:`cems.config.model`. Regenerate the document with
+descriptions all come from :mod:`cems.config.model` and its parts (:mod:`cems.config.base`,
+:mod:`cems.config.connections`). Regenerate the document with
 ``python -m cems.config.reference > docs/config-reference.md``; a test keeps it current.
 """
 
@@ -19,7 +20,7 @@ from cems.config.model import SiteConfig
 
 HEADER = """# Site file reference
 
-Generated from `cems/config/model.py` by `python -m cems.config.reference`; do not edit by
+Generated from `cems/config/` by `python -m cems.config.reference`; do not edit by
 hand. A site is one YAML file; `cems validate SITE.yaml` checks it. Unknown keys are errors.
 Units are in the field names (`_kw`, `_kwh`, `_krw`, `_pct`, `_deg`, `_s`, `_min`, `_h`).
 Relative paths are resolved against the folder of the site file. Clock times are `"HH:MM"`

@@ -34,7 +34,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from cems.config.model import LOOPBACK_HOSTS, DemandResponse, SiteConfig
+from cems.config.base import LOOPBACK_HOSTS
+from cems.config.model import DemandResponse, SiteConfig
 from cems.errors import CemsError, InputError
 from cems.markets.calendar import DrCalendar
 from cems.markets.events import PROGRAMS, DrEvent, check_against, check_event

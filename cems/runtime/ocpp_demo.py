@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cems.config.model import OcppConnection, SiteConfig
+from cems.config.connections import OcppConnection
+from cems.config.model import SiteConfig
 from cems.runtime.ocpp_service import serve_ocpp
 from cems.store.telemetry import TelemetryStore
 from device_drivers.sim.ocpp_station import SimCar, SimStation

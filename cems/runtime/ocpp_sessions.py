@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from cems.config.model import EvCharger, OcppConnection, SiteConfig
+from cems.config.connections import OcppConnection
+from cems.config.model import EvCharger, SiteConfig
 from cems.runtime.planner import EV_ASSUMED_STAY_H, EV_BATTERY_KWH, EV_TARGET_SOC, Plan
 from cems.runtime.state import SiteState
 from cems.store.telemetry import ReadingRow
