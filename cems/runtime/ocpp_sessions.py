@@ -232,6 +232,10 @@ class OcppBridge(ChargerEvents):
             max_kw = min(max_kw, needs.max_charge_kw)
         else:
             assumed.append("EV max power (the EVSE's)")
+        if _conn.rate_unit == "A":  # profiles in A carry 0.1 A steps, never above the EVSE
+            volts = _conn.voltage_v * _conn.phases
+            max_kw = min(max_kw, math.floor(charger.max_kw * 1000.0 / volts * 10.0 + 1e-6)
+                         / 10.0 * volts / 1000.0)
         discharge = 0.0
         if charger.bidirectional and needs is not None and needs.v2x_allowed:
             discharge = min(charger.max_discharge_kw, needs.max_discharge_kw or 0.0)

@@ -170,3 +170,20 @@ def test_the_evs_schedule_tuples_limit_the_profile(bridge: OcppBridge) -> None:
                                    energy_kwh=10.0, max_schedule_tuples=5))
     _rows, bases = bridge.planner_sessions(NOW)
     assert bases["v2x"].max_periods == 5  # the EV's 5 below the site's default 24
+
+
+def test_profiles_in_amperes_plan_at_most_what_a_tenth_of_an_ampere_can_say(
+    tmp_path: Path,
+) -> None:
+    # 7.4 kW on one 230 V phase is 32.17 A; a profile carries 0.1 A steps and never exceeds
+    # the EVSE, so 32.1 A = 7.383 kW is the most a period can deliver: the plan's top-up
+    # must not count on more (it would be cut and the car left 0.0025 kWh short)
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE.replace(
+        'charge_point_id: CP-AC, ocpp_version: "1.6"}',
+        'charge_point_id: CP-AC, ocpp_version: "1.6", rate_unit: A, phases: 1}'),
+        encoding="utf-8")
+    bridge = OcppBridge(load_site(path))
+    bridge.transaction_started("CP-AC", Transaction("9", NOW))
+    _rows, bases = bridge.planner_sessions(NOW)
+    assert bases["ac"].max_kw == pytest.approx(32.1 * 230 / 1000)
