@@ -104,6 +104,15 @@ def merge_timings(first: dict[str, float], second: dict[str, float]) -> dict[str
     return {k: first.get(k, 0.0) + second.get(k, 0.0) for k in {**first, **second}}
 
 
+#: HiGHS's root reduced-cost heuristic (a sub-MIP over the columns the root's reduced costs
+#: leave free) runs only for gaps at least this loose. At a loose gap (the runtime's 5e-3)
+#: its early incumbent ends the search: Sejong re-plans 3.3-5.2 s with it, 2.2-38 s without
+#: (8 of the rolling day's 36-h problems, fresh). At a tight gap (1e-4) the bound, not the
+#: incumbent, is the work and it costs half the time: 96 x 10 MILP days 0.8/1.8/4.3 s with
+#: it, 0.4/0.7/1.1 s without; 96 x 100 7.0/16.1/6.8 s vs 3.5/4.3/4.7 s (docs/optimizer.md).
+ROOT_REDUCED_COST_MIN_GAP = 1e-3
+
+
 class DispatchModel:
     """One dispatch model in a HiGHS instance, re-solvable with new data (MPC).
 
@@ -176,11 +185,8 @@ class DispatchModel:
         # nothing the root's own heuristics did not
         h.setOptionValue("mip_heuristic_run_rins", False)
         h.setOptionValue("mip_heuristic_run_rens", False)
-        # the root reduced-cost heuristic (a sub-MIP on the columns the root's reduced costs
-        # leave free) took half or more of the same MILPs' time and found the incumbent the
-        # branching finds anyway: 0.8/1.8/4.3 s -> 0.4/0.7/1.1 s at 96 x 10 (seeds 1-3),
-        # 7.0/16.1/6.8 s -> 3.5/4.3/4.7 s at 96 x 100, one thread, same optima
-        h.setOptionValue("mip_heuristic_run_root_reduced_cost", False)
+        h.setOptionValue("mip_heuristic_run_root_reduced_cost",
+                         self.options.mip_rel_gap >= ROOT_REDUCED_COST_MIN_GAP)
         self.nonzeros = int(a["value"].size)
         self.integrality = np.asarray(a["integrality"], dtype=np.int32)
         self.binaries = int(self.integrality.sum())
