@@ -7,22 +7,20 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from optimizer_days import heated_day as _heated_day
+from optimizer_days import mpc_day as _day
 
 from optimizer import (
     ChargerGroup,
     DeferrableLoad,
-    DemandCharge,
     DispatchModel,
     DispatchProblem,
     DrEvent,
     EvCharger,
     EvSession,
-    FuelCell,
     Grid,
-    HeatSink,
     InfeasibleError,
     OptimizerError,
-    PvSource,
     SolveOptions,
     Storage,
     solve,
@@ -114,18 +112,6 @@ def test_bad_inputs_are_optimizer_errors() -> None:
         solve(p)
 
 
-def _day(shift: float) -> DispatchProblem:
-    t = np.arange(8)
-    return DispatchProblem(
-        n_steps=8, step_h=1.0, load_kw=20 + 5 * np.sin(t) + shift,
-        grid=Grid(import_price_krw_per_kwh=100 + 20 * (t % 3) + shift,
-                  export_price_krw_per_kwh=30),
-        pv=(PvSource("pv", np.clip(15 * np.sin(t / 2.5), 0, None) + shift),),
-        storage=(Storage("b", 40, 10, 10, soc_initial=0.3 + 0.05 * shift),),
-        chargers=(EvCharger("c", 11, bidirectional=True, max_discharge_kw=7),),
-        ev_sessions=(EvSession("s", "c", 2, 7, 60, 0.4, 0.6, v2g=True),))
-
-
 def test_mpc_update_in_place_equals_fresh_solve() -> None:
     model = DispatchModel(_day(0.0))
     first = model.solve()
@@ -157,19 +143,6 @@ def test_pyomo_compile_equals_the_layout_matrix() -> None:
     np.testing.assert_array_equal(start, ref[0])
     np.testing.assert_array_equal(index, ref[1])
     np.testing.assert_allclose(value, ref[2], rtol=0, atol=0)
-
-
-def _heated_day(shift: float) -> DispatchProblem:
-    """_day with a fuel cell whose heat meets a demand through a store, and a demand charge."""
-    t = np.arange(8)
-    return dataclasses.replace(
-        _day(shift),
-        fuel_cells=(FuelCell("fc", max_kw=12, electrical_efficiency=0.5,
-                             fuel_price_krw_per_kwh=60 + shift, heat_per_kwh=0.9,
-                             heat_value_krw_per_kwh=50),),
-        heat_sink=HeatSink(demand_kwh=4 + 3 * np.cos(t) + shift, storage_kwh=6 + shift,
-                           initial_kwh=shift),
-        demand_charge=DemandCharge(8000.0, t >= 2, floor_kw=5.0, month_fraction=(1 + shift) / 31))
 
 
 def test_mpc_update_with_heat_sink_and_demand_charge_equals_fresh_solve() -> None:

@@ -3,25 +3,20 @@ the Pyomo model is the hot path's model; other Pyomo solvers solve it."""
 
 from __future__ import annotations
 
+import dataclasses
 import runpy
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from optimizer_days import heated_day
 
 from optimizer import (
     DemandCharge,
     DispatchProblem,
     DrEvent,
-    EvCharger,
-    EvSession,
-    FuelCell,
-    Grid,
-    HeatSink,
-    PvSource,
     SolveOptions,
-    Storage,
     pyomo_model,
     solve,
 )
@@ -32,22 +27,10 @@ import feeder_limit  # noqa: E402
 
 
 def _heated_day(shift: float) -> DispatchProblem:
-    """A day with PV, a battery, a V2G session, a fuel cell whose heat meets a demand
-    through a store, a demand charge and a paid DR event."""
+    """:func:`optimizer_days.heated_day` with a whole-month demand charge and a paid DR event."""
     t = np.arange(8)
-    return DispatchProblem(
-        n_steps=8, step_h=1.0, load_kw=20 + 5 * np.sin(t) + shift,
-        grid=Grid(import_price_krw_per_kwh=100 + 20 * (t % 3) + shift,
-                  export_price_krw_per_kwh=30),
-        pv=(PvSource("pv", np.clip(15 * np.sin(t / 2.5), 0, None) + shift),),
-        storage=(Storage("b", 40, 10, 10, soc_initial=0.3 + 0.05 * shift),),
-        chargers=(EvCharger("c", 11, bidirectional=True, max_discharge_kw=7),),
-        ev_sessions=(EvSession("s", "c", 2, 7, 60, 0.4, 0.6, v2g=True),),
-        fuel_cells=(FuelCell("fc", max_kw=12, electrical_efficiency=0.5,
-                             fuel_price_krw_per_kwh=60 + shift, heat_per_kwh=0.9,
-                             heat_value_krw_per_kwh=50),),
-        heat_sink=HeatSink(demand_kwh=4 + 3 * np.cos(t) + shift, storage_kwh=6 + shift,
-                           initial_kwh=shift),
+    return dataclasses.replace(
+        heated_day(shift),
         demand_charge=DemandCharge(8000.0, t >= 2, floor_kw=5.0, month_fraction=1 / 31),
         dr_events=(DrEvent("e", 5, 7, baseline_kw=22.0, reduction_kw=6.0,
                            price_krw_per_kwh=400.0),))
