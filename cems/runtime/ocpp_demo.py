@@ -68,9 +68,11 @@ def demo_cars(config: SiteConfig, start: datetime, seed: int = 1) -> dict[str, S
 
 async def run_ocpp_demo(config: SiteConfig, store: TelemetryStore | None, *,
                         speed: float = DEMO_SPEED, seed: int = 1,
-                        say: Callable[[str], None] = lambda _line: None) -> list[dict[str, Any]]:
-    """Play one visit per OCPP charger; return each session's figures."""
-    clock = AcceleratedClock(datetime.now(UTC).replace(microsecond=0), speed)
+                        say: Callable[[str], None] = lambda _line: None,
+                        start: datetime | None = None) -> list[dict[str, Any]]:
+    """Play one visit per OCPP charger from ``start`` (default now); return each session's
+    figures. The plans depend on the hour (prices), so a test passes a fixed start."""
+    clock = AcceleratedClock(start or datetime.now(UTC).replace(microsecond=0), speed)
     cars = demo_cars(config, clock(), seed)
     stop = asyncio.Event()
     ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()

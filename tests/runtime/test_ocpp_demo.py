@@ -4,6 +4,7 @@ needs) against the CSMS and its planning on an accelerated clock."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,10 @@ def test_sessions_get_their_told_needs(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     path.write_text(SITE, encoding="utf-8")
     config = load_site(path)
-    rows = asyncio.run(run_ocpp_demo(config, None, speed=900.0))
+    # a fixed start (03:30 KST): the plans depend on the hour's prices; from 05:00 KST the
+    # morning price makes V2G discharge of CP-D pay, and its net delivery drops
+    rows = asyncio.run(run_ocpp_demo(config, None, speed=900.0,
+                                     start=datetime(2026, 12, 7, 18, 30, tzinfo=UTC)))
     by_id = {r["charge_point_id"]: r for r in rows}
     assert set(by_id) == {"CP-A", "CP-B", "CP-C", "CP-D"}
     told = [by_id[c]["iso15118_needs"] for c in ("CP-A", "CP-B", "CP-C", "CP-D")]
