@@ -21,6 +21,7 @@ import numpy as np
 
 from optimizer import InfeasibleError
 from optimizer.ev import PoolTooSmall, add_ev, add_ev_pooled, supply_terms_v2g
+from optimizer.gate_hull import add_gate_cuts, add_gate_hull
 from optimizer.layout import DR_KINDS, INF, Balance, Layout, Pool, VarFamily, dr_kind
 from optimizer.problem import (
     DeferrableLoad,
@@ -150,50 +151,6 @@ def add_grid(lay: Layout, p: DispatchProblem, bal: Balance, elastic: bool = Fals
                       [(k, exp, steps, 1.0), (k, b, k, big_e)], -INF, big_e)
 
 
-def add_gate_cuts(lay: Layout, p: DispatchProblem, bal: Balance, pooled: bool) -> None:
-    """Two valid rows per gated step that bind the meter to the physical flows:
-    ``export + load (1 - b) <= sources`` and ``import <= sinks + load b``.
-
-    In every schedule with ``b`` integral they hold (exporting, the load is met locally
-    and the rest of the sources is the most that can leave; importing, the import covers at
-    most the load and the sinks), but they cut off what the LP relaxation would otherwise
-    do at a fractional ``b``: import and export the same kilowatts at once through the
-    meter, with no asset moving, to earn the price difference. Without them the relaxation
-    of a day whose export pays more than its import at night is 6-9 % below the optimum and
-    HiGHS spends seconds in cuts; with them most of that gap is gone (docs/optimizer.md).
-    """
-    if "grid_is_import" not in lay.vars or lay.gated is None:
-        return
-    n = p.n_steps
-    load = p.arrays["load_kw"]
-    b = lay.vars["grid_is_import"]
-    imp, exp = lay.vars["grid_import_kw"], lay.vars["grid_export_kw"]
-    steps = np.arange(n) if pooled else np.flatnonzero(lay.gated)
-    if not steps.size:
-        return
-    pos = np.full(n, -1)
-    pos[steps] = np.arange(steps.size)
-    k = np.arange(steps.size)
-    on = lay.gated[steps]
-    src: list[tuple[np.ndarray, VarFamily, np.ndarray, object]] = []
-    snk: list[tuple[np.ndarray, VarFamily, np.ndarray, object]] = []
-    for t_steps, fam, idx, sign in bal.terms:
-        if fam is imp or fam is exp:
-            continue
-        t_steps = np.asarray(t_steps)
-        sel = pos[t_steps] >= 0
-        if not sel.any():
-            continue
-        term = (pos[t_steps[sel]], fam, np.asarray(idx)[sel], -1.0)
-        (src if float(sign) > 0 else snk).append(term)
-    ld = np.where(on, load[steps], 0.0)
-    lay.constrain("grid_export_cut", steps.size,
-                  [(k, exp, steps, 1.0), (k, b, k, -ld), *src], -INF,
-                  np.where(on, -load[steps], INF))
-    lay.constrain("grid_import_cut", steps.size,
-                  [(k, imp, steps, 1.0), (k, b, k, -ld), *snk], -INF, np.where(on, 0.0, INF))
-
-
 def _max_flow_kw(p: DispatchProblem) -> float:
     """An upper bound of any grid flow (big-M): all sources or all sinks at once."""
     src = sum(float(p.arrays[f"pv:{s.id}"].max()) for s in p.pv)
@@ -312,11 +269,26 @@ def add_fuel_cells(lay: Layout, p: DispatchProblem, bal: Balance) -> None:
                 t1 = t[1:]
                 up = [(t, out, t, 1.0), (t1, out, t1 - 1, -1.0)]
                 dn = [(t, out, t, -1.0), (t1, out, t1 - 1, 1.0)]
-                if committed:  # a start may jump to min_kw, a stop may drop from it
-                    up.append((t, v, t, -f.min_kw))
-                    dn.append((t, w, t, -f.min_kw))
+                if committed:
+                    # a start may jump to min_kw, a stop may drop from it; the ramp itself
+                    # only while on (``ramp u[t]`` up, ``ramp u[t-1]`` down: the same
+                    # schedules, a tighter relaxation where u is fractional)
+                    up += [(t, v, t, -f.min_kw), (t, u, t, -ramp)]
+                    dn += [(t, w, t, -f.min_kw), (t1, u, t1 - 1, -ramp)]
+                    rhs_up -= ramp
+                    rhs_dn[1:] -= ramp
                 lay.constrain(f"fc_{f.id}_ramp_up", n, up, -INF, rhs_up)
                 lay.constrain(f"fc_{f.id}_ramp_down", n, dn, -INF, rhs_dn)
+                if committed and math.ceil(f.min_up_h / dt - 1e-9) >= 2:
+                    # start-up and shut-down capability (Morales-Espana, Latorre and Ramos
+                    # 2013, "Tight and compact MILP formulation for the thermal unit
+                    # commitment problem"): in a start step at most min_kw + ramp, in the
+                    # last step before a stop the same; with a minimum up time of two steps
+                    # or more a start and the next stop never meet in one step
+                    cap = f.min_kw + ramp
+                    lay.constrain(f"fc_{f.id}_start_stop_cap", n, [
+                        (t, out, t, 1.0), (t, u, t, -f.max_kw), (t, v, t, f.max_kw - cap),
+                        (t[:-1], w, t[1:], f.max_kw - cap)], -INF, 0.0)
 
 
 def heat_units(p: DispatchProblem) -> tuple[FuelCell, ...]:
@@ -712,7 +684,7 @@ def build_layout(p: DispatchProblem, pre: PrecheckResult, opts: SolveOptions,
     else:
         add_ev_pooled(lay, p, bal, pre, opts, pool.ev_slots, ev_gates)
     add_deferrable(lay, p, bal, elastic, opts, pool.deferrable if pooled else None)
-    if not elastic:
+    if not elastic and (pooled or not add_gate_hull(lay, p, bal)):
         add_gate_cuts(lay, p, bal, pooled)
     add_demand_charge(lay, p, pooled=pooled)
     add_dr(lay, p, elastic, pool.dr if pooled else None)
