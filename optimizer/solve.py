@@ -277,7 +277,7 @@ class DispatchModel:
         self.runs += 1
         if self.binaries:
             h.setOptionValue("solve_relaxation", True)
-            h.setOptionValue("time_limit", float(max(0.01, deadline - time.perf_counter())))
+            self._limit_time(deadline)
             h.run()
             lp = self._capture(h.getModelStatus(), relaxed=True)
             if lp.status in (_HS.kInfeasible, _HS.kUnboundedOrInfeasible):
@@ -298,16 +298,15 @@ class DispatchModel:
                         return replace(rounded, mip_gap=gap)
                     if start is None:
                         start = (np.arange(rounded.x.size), rounded.x)
-                if start is None:
-                    # HiGHS completes it by an LP with those values fixed
-                    start = (cols, np.round(v))
+                # (a rounding whose LP is infeasible is not offered: HiGHS would solve that
+                # LP again to complete it)
             h.setOptionValue("solve_relaxation", False)
             h.clearSolver()  # a MILP started from the relaxation's state runs slower
             if start is not None:
                 cols, vals = start
                 h.setSolution(int(cols.size), np.asarray(cols, dtype=np.int32),
                               np.asarray(vals, dtype=float))
-        h.setOptionValue("time_limit", float(max(0.01, deadline - time.perf_counter())))
+        self._limit_time(deadline)
         h.run()
         run = self._capture(h.getModelStatus(), relaxed=False)
         if self.binaries and run.has_solution and not self._consistent(run):
@@ -320,8 +319,7 @@ class DispatchModel:
             h.clearSolver()
             h.setOptionValue("presolve", "off")
             try:
-                h.setOptionValue("time_limit",
-                                 float(max(0.01, deadline - time.perf_counter())))
+                self._limit_time(deadline)
                 h.run()
                 run = self._capture(h.getModelStatus(), relaxed=False)
             finally:
@@ -330,6 +328,11 @@ class DispatchModel:
                 raise OptimizerError("HiGHS reported an objective its solution does not have "
                                      f"({run.objective:.6g} vs {self._value(run):.6g} KRW)")
         return run
+
+    def _limit_time(self, deadline: float) -> None:
+        """HiGHS's time limit for the next run: what is left until ``deadline``."""
+        self.highs.setOptionValue("time_limit",
+                                  float(max(0.01, deadline - time.perf_counter())))
 
     def _value(self, run: _Run) -> float:
         """The objective of the run's solution, from the costs HiGHS holds."""
@@ -350,7 +353,7 @@ class DispatchModel:
         fixed = np.clip(values, lower, upper)
         h.changeColsBounds(idx.size, idx, fixed, fixed)
         try:
-            h.setOptionValue("time_limit", float(max(0.01, deadline - time.perf_counter())))
+            self._limit_time(deadline)
             h.run()
             run = self._capture(h.getModelStatus(), relaxed=True)
         finally:
@@ -373,6 +376,7 @@ class DispatchModel:
         deadline = t0 + opts.time_limit_s
         lay = self.layout
         self.runs = 0
+        self.presolve_retries = 0
         if self.route.startswith("pyomo:"):
             return self._solve_pyomo(t0)
         h = self.highs

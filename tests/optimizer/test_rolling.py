@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from optimizer_days import mpc_day
 
 from optimizer import (
     Brokerage,
@@ -37,17 +38,11 @@ problems = _props.problems
 
 
 def _day(shift: float, sessions: int = 1) -> DispatchProblem:
-    t = np.arange(8)
-    return DispatchProblem(
-        n_steps=8, step_h=1.0, load_kw=20 + 5 * np.sin(t) + shift,
-        grid=Grid(import_price_krw_per_kwh=100 + 20 * (t % 3) + shift,
-                  export_price_krw_per_kwh=30),
-        pv=(PvSource("pv", np.clip(15 * np.sin(t / 2.5), 0, None) + shift),),
-        storage=(Storage("b", 40, 10, 10, soc_initial=0.3 + 0.05 * shift),),
-        chargers=(EvCharger("c", 11, bidirectional=True, max_discharge_kw=7),
-                  EvCharger("d", 7)),
-        ev_sessions=(EvSession("s", "c", 2, 7, 60, 0.4, 0.6, v2g=True),
-                     EvSession("u", "d", 1, 5, 40, 0.2, 0.5))[:sessions])
+    """:func:`mpc_day` with a second (7 kW) charger and up to two of its sessions."""
+    base = mpc_day(shift)
+    return dataclasses.replace(
+        base, chargers=(*base.chargers, EvCharger("d", 7)),
+        ev_sessions=(*base.ev_sessions, EvSession("u", "d", 1, 5, 40, 0.2, 0.5))[:sessions])
 
 
 def test_same_structure_is_reused_and_equals_a_fresh_solve() -> None:
