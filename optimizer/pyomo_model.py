@@ -217,7 +217,9 @@ class PyomoDispatch:
         """Solve with ``SolverFactory(solver)``; return (status, x in layout order, objective).
 
         ``stage1`` (self-sufficiency): first minimise these layout costs, hold the result,
-        then the objective."""
+        then the objective. HiGHS (``appsi_highs``) gets the time limit and gap and keeps
+        the thread count of the process's scheduler (one per process, see
+        :meth:`optimizer.solve.DispatchModel._run_highs`)."""
         from pyomo.environ import Constraint, Objective, SolverFactory, value
 
         m = self.model
@@ -231,23 +233,22 @@ class PyomoDispatch:
                                       for j in np.flatnonzero(stage1)])
             m.objective.deactivate()
             m._stage1 = Objective(expr=first)
-            state = self._run(opt, time_limit_s, mip_rel_gap)
+            state = self._run(opt, solver, time_limit_s, mip_rel_gap)
             if state != "optimal":
                 raise OptimizerError(f"self-sufficiency stage 1 ended {state}")
             best = float(value(first))
             m._stage1.deactivate()
             m._stage1_hold = Constraint(expr=first <= best + 1e-6 * max(1.0, abs(best)))
             m.objective.activate()
-        state = self._run(opt, time_limit_s, mip_rel_gap)
+        state = self._run(opt, solver, time_limit_s, mip_rel_gap)
         x = np.array([0.0 if v.value is None else float(v.value) for v in self.xs])
         return state, x, float(value(m.objective))
 
-    def _run(self, opt: Any, time_limit_s: float, mip_rel_gap: float) -> str:
+    def _run(self, opt: Any, solver: str, time_limit_s: float, mip_rel_gap: float) -> str:
         from pyomo.environ import TerminationCondition as TC  # noqa: N817
 
-        name = str(getattr(opt, "name", "")).lower()
         options = {}
-        if "highs" in name:
+        if "highs" in solver.lower():  # (Pyomo's appsi_highs object has no ``name``)
             options = {"time_limit": float(time_limit_s), "mip_rel_gap": float(mip_rel_gap),
                        "output_flag": False}
         try:
@@ -261,18 +262,30 @@ class PyomoDispatch:
             raise _InfeasibleSignal
         if tc == TC.unbounded:
             raise OptimizerError("the problem is unbounded (Pyomo route)")
-        try:
-            self.model.solutions.load_from(res)
-        except Exception:
-            if hasattr(res, "solution_loader"):
-                res.solution_loader.load_vars()
-            else:
-                raise
+        if not self._load(res):
+            if tc in (TC.maxTimeLimit, TC.maxIterations):
+                raise OptimizerError(f"no feasible schedule found within the time limit of "
+                                     f"{time_limit_s:g} s (Pyomo route, {solver})")
+            raise OptimizerError(f"Pyomo solver {solver} stopped with {tc} and no solution")
         if tc == TC.optimal:
             return "optimal"
         if tc in (TC.maxTimeLimit, TC.maxIterations):
             return "time_limit"
         raise OptimizerError(f"Pyomo solver stopped with {tc}")
+
+    def _load(self, res: Any) -> bool:
+        """Load the solution ``res`` carries into the model; False when it has none."""
+        try:
+            self.model.solutions.load_from(res)
+        except ValueError:  # "Cannot load a SolverResults object with bad status"
+            loader = getattr(res, "solution_loader", None)
+            if loader is None:
+                return False
+            try:
+                loader.load_vars()
+            except (RuntimeError, ValueError):
+                return False
+        return True
 
 
 def pyomo_model(problem: Any, options: Any = None, hook: PyomoHook | None = None) -> Any:

@@ -10,7 +10,8 @@ arithmetic), written here without the optimiser's strengthening rows.
   ``min_kw`` and ``max_kw`` while on, a start may jump to ``min_kw`` and then ramps, a stop
   drops from at most ``min_kw + ramp``);
 * the rounded relaxation returned without branch and bound only when the gap asked for
-  holds against the exact optimum.
+  holds against the exact optimum; a relaxation with a few fractional binaries branched on
+  all of them at once reaches the optimum HiGHS's own branch and bound finds.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import pytest
 from optimizer import (
     ChargerGroup,
     DeferrableLoad,
+    DemandCharge,
     DispatchProblem,
+    DrEvent,
     EvCharger,
     EvSession,
     FuelCell,
     Grid,
     InfeasibleError,
+    OptimizerError,
     PvSource,
     SolveOptions,
     Storage,
@@ -168,16 +172,90 @@ def test_fuel_cell_commitment_rows_keep_the_optimum_of_every_pattern(seed: int) 
     assert on.any()  # the case commits the unit somewhere: the rows are exercised
 
 
-def test_rounded_relaxation_is_returned_only_within_the_gap() -> None:
-    p = _gated_site(5)
+def _committed_site(seed: int) -> DispatchProblem:
+    """The gated site with a fuel cell that has a minimum output and a minimum up time."""
     fc = FuelCell("fc", max_kw=15.0, min_kw=5.0, electrical_efficiency=0.45,
                   fuel_price_krw_per_kwh=50.0, min_up_h=2.0, start_cost_krw=200.0)
-    p = dataclasses.replace(p, fuel_cells=(fc,))
+    return dataclasses.replace(_gated_site(seed), fuel_cells=(fc,))
+
+
+def test_rounded_relaxation_is_returned_only_within_the_gap() -> None:
+    p = _committed_site(5)
     exact = solve(p, EXACT)
     for gap in (1e-2, 1e-3, 1e-4):
         r = solve(p, SolveOptions(mip_rel_gap=gap))
         assert r.stats["mip_gap"] <= gap
         assert exact.objective_krw <= r.objective_krw <= exact.objective_krw * (1 + gap) + 1e-6
+
+
+@pytest.mark.parametrize("seed", [3, 5, 8])
+def test_a_few_fractional_binaries_are_enumerated_to_the_exact_optimum(seed: int) -> None:
+    # these relaxations leave 1-5 binaries fractional and their rounding is not optimal:
+    # every assignment of them is an LP; the least of those LPs is the bound. The reference
+    # is HiGHS's own branch and bound on the same model, reached through Pyomo (which does
+    # not take the enumeration)
+    p = _committed_site(seed)
+    reference = solve(p, EXACT, pyomo_solver="appsi_highs")
+    r = solve(p, EXACT)
+    assert r.stats["mip_method"] == "fractional_enumerated"
+    assert r.stats["enumerated_leaves"] >= 2
+    assert r.stats["mip_gap"] == 0.0
+    assert r.objective_krw == pytest.approx(reference.objective_krw, rel=1e-7)
+    on = r.schedule["fc_fc_kw"].to_numpy() > 1e-6
+    assert on.any() and not on.all()  # a commitment decision was made
+
+
+def _brokered_day(seed: int) -> DispatchProblem:
+    """96 quarter-hours: the SMP pays more than the night tariff, a committed fuel cell, a
+    demand charge and a DR event."""
+    rng = np.random.default_rng(seed)
+    hour = np.arange(96) * 0.25
+    load = 300 + 150 * np.sin((hour - 8) / 24 * 2 * np.pi) + 20 * rng.random(96)
+    pv = np.clip(400 * np.sin((hour - 6) / 12 * np.pi), 0, None)
+    price = np.where((hour >= 10) & (hour < 12) | (hour >= 13) & (hour < 17), 190.0,
+                     np.where((hour >= 23) | (hour < 9), 90.0, 140.0))
+    noise = np.random.default_rng(seed + 100).standard_normal(96)
+    smp = 110 + 25 * np.sin((hour - 3) / 24 * 2 * np.pi) + 8 * noise
+    return DispatchProblem(
+        n_steps=96, step_h=0.25, load_kw=load,
+        grid=Grid(import_price_krw_per_kwh=price, export_price_krw_per_kwh=smp,
+                  import_limit_kw=1500.0, export_limit_kw=800.0),
+        pv=(PvSource("pv", pv),),
+        storage=(Storage("ess", 500.0, 250.0, 250.0, soc_min=0.1, soc_max=0.9,
+                         soc_initial=0.5, degradation_cost_krw_per_kwh=5.0),),
+        fuel_cells=(FuelCell("fc", max_kw=200.0, min_kw=60.0, electrical_efficiency=0.45,
+                             fuel_price_krw_per_kwh=62.0, heat_per_kwh=0.8,
+                             heat_value_krw_per_kwh=45.0, ramp_kw_per_min=2.0,
+                             min_up_h=2.0, min_down_h=2.0, start_cost_krw=5000.0),),
+        deferrable=(DeferrableLoad("pump", 0, 96, 100.0, 40.0),
+                    DeferrableLoad("dhw", 0, 32, 60.0, 30.0)),
+        demand_charge=DemandCharge(8320.0, hour >= 9, month_fraction=1 / 31),
+        dr_events=(DrEvent("dr", 72, 80, 450.0, 100.0, 1300.0),))
+
+
+def test_an_enumeration_that_proves_nothing_hands_over_to_branch_and_bound() -> None:
+    # the relaxation leaves a few binaries fractional, but its leaves leave others
+    # fractional and their roundings are not optimal: the leaves' least bound does not
+    # prove the best of them, and HiGHS's branch and bound, started from it, finds better
+    p = _brokered_day(1)
+    reference = solve(p, EXACT, pyomo_solver="appsi_highs")
+    r = solve(p, SolveOptions(mip_rel_gap=1e-6, time_limit_s=60.0))
+    assert r.stats["enumerated_leaves"] == 2 ** 5  # five fractional binaries were tried
+    assert r.stats["mip_method"] == "branch_and_bound"
+    assert r.objective_krw == pytest.approx(reference.objective_krw, rel=1e-6)
+
+
+def test_the_pyomo_route_gets_the_time_limit_and_gap() -> None:
+    # Pyomo's appsi_highs object has no ``name``: the options were not passed and a plan
+    # through Pyomo ran without a time limit (0.5 s for this day at gap 0)
+    p = _brokered_day(1)
+    assert solve(p, EXACT, pyomo_solver="appsi_highs").status == "optimal"
+    try:
+        r = solve(p, SolveOptions(mip_rel_gap=0.0, time_limit_s=0.02), pyomo_solver="appsi_highs")
+    except OptimizerError as err:  # stopped before a first schedule
+        assert "within the time limit of 0.02 s" in str(err)
+    else:
+        assert r.status == "time_limit"
 
 
 def test_an_objective_highs_misreports_is_not_passed_on() -> None:

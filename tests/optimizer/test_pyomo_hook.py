@@ -4,13 +4,15 @@ the Pyomo model is the hot path's model; other Pyomo solvers solve it."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from optimizer_days import heated_day
+from optimizer_days import heated_day, mpc_day
 
 from optimizer import (
     DemandCharge,
@@ -97,3 +99,33 @@ def test_pyomo_model_names_the_families() -> None:
     m = pyomo_model(feeder_limit.site())
     assert len(m.grid_import_kw) == 4 and len(m.balance) == 4
     assert len(m.ess_b_energy_kwh) == 5
+
+
+_OTHER_SCHEDULER_FIRST = """
+import highspy
+from optimizer_days import mpc_day
+from optimizer import SolveOptions, solve
+other = highspy.Highs()
+other.setOptionValue("output_flag", False)
+other.setOptionValue("threads", 2)
+other.addVar(0.0, 1.0)
+other.changeColCost(0, 1.0)
+assert other.run() == highspy.HighsStatus.kOk
+print(solve(mpc_day(0.0), SolveOptions(threads=1)).objective_krw)
+print(solve(mpc_day(0.0), SolveOptions(threads=1), pyomo_solver="appsi_highs").objective_krw)
+"""
+
+
+def test_a_highs_scheduler_started_elsewhere_in_the_process_is_shared() -> None:
+    # HiGHS has one thread scheduler per process: a Highs run first with 2 threads (a
+    # user's own, or Pyomo's appsi_highs) made every later run asking for 1 fail with
+    # "HiGHS stopped with status Not Set". A fresh process, so the scheduler is not the
+    # test session's
+    support = Path(__file__).resolve().parents[1] / "support"
+    out = subprocess.run([sys.executable, "-c", _OTHER_SCHEDULER_FIRST], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(support)})
+    assert out.returncode == 0, out.stderr
+    # (the other Highs printed HiGHS's banner first)
+    direct, through_pyomo = (float(v) for v in out.stdout.splitlines()[-2:])
+    assert direct == pytest.approx(solve(mpc_day(0.0)).objective_krw, rel=1e-9)
+    assert through_pyomo == pytest.approx(direct, rel=1e-7)
