@@ -219,7 +219,7 @@ class PyomoDispatch:
         ``stage1`` (self-sufficiency): first minimise these layout costs, hold the result,
         then the objective. HiGHS (``appsi_highs``) gets the time limit and gap and keeps
         the thread count of the process's scheduler (one per process, see
-        :meth:`optimizer.solve.DispatchModel._run_highs`)."""
+        :meth:`optimizer.highs_run.HighsRunner._run_highs`)."""
         from pyomo.environ import Constraint, Objective, SolverFactory, value
 
         m = self.model
