@@ -44,7 +44,7 @@ ROOT_REDUCED_COST_MIN_GAP = 1e-3
 #: once before HiGHS's branch and bound is called: each of the 2**k assignments is an LP
 #: warm from the relaxation's basis (about 0.02 s at 96 x 100, Gray-code order so one bound
 #: moves at a time). HiGHS's MIP starts from scratch instead (root LP again, an interior-
-#: point analytic centre, root heuristics: ~0.8 s at 96 x 100 before its first branch): the
+#: point analytic centre, root heuristics: ~1.1 s at 96 x 100 before its first branch): the
 #: 96 x 100 day with 4 fractional gates 1.39 -> 0.49 s, proven optimal (docs/optimizer.md).
 ENUMERATE_MAX_FRACTIONAL = 5
 
@@ -96,7 +96,10 @@ class HighsRunner:
         self.objective_offset = float(a.get("offset", 0.0))
         self.nonzeros = int(a["value"].size)
         self.n_rows = int(a["n_rows"])
-        self.set_integrality(np.asarray(a["integrality"], dtype=np.int32), in_highs=False)
+        self.integrality = np.asarray(a["integrality"], dtype=np.int32)
+        self.method = "lp"
+        """How the last run ended: ``lp`` (no binaries), ``relaxation_integral``,
+        ``rounded_relaxation``, ``fractional_enumerated`` or ``branch_and_bound``."""
         self.reset_counters()
         status = h.passModel(a["n_cols"], a["n_rows"], self.nonzeros, 1, 1,
                              self.objective_offset, a["cost"], a["lb"], a["ub"], a["lo"],
@@ -104,23 +107,22 @@ class HighsRunner:
         if status == highspy.HighsStatus.kError:
             raise OptimizerError("HiGHS rejected the model (inconsistent bounds?)")
 
+    @property
+    def binaries(self) -> int:
+        return int(self.integrality.sum())
+
     def reset_counters(self) -> None:
-        self.method = "lp"
-        """How the last run ended: ``lp`` (no binaries), ``relaxation_integral``,
-        ``rounded_relaxation``, ``fractional_enumerated`` or ``branch_and_bound``."""
+        """Zero the counters a solve reports (a solve may run twice: self-sufficiency)."""
         self.presolve_retries = 0
         self.enumerated_leaves = 0
 
-    def set_integrality(self, integrality: np.ndarray, in_highs: bool = True) -> None:
+    def set_integrality(self, integrality: np.ndarray) -> None:
         """Which columns are integer (changed in HiGHS where they differ)."""
-        if in_highs:
-            diff = np.flatnonzero(integrality != self.integrality).astype(np.int32)
-            if not diff.size:
-                return
+        diff = np.flatnonzero(integrality != self.integrality).astype(np.int32)
+        if diff.size:
             self.highs.changeColsIntegrality(diff.size, diff,
                                              integrality[diff].astype(np.uint8))
-        self.integrality = integrality
-        self.binaries = int(integrality.sum())
+            self.integrality = integrality
 
     def set_cost(self, cost: np.ndarray) -> None:
         """The objective, column by column."""

@@ -128,7 +128,8 @@ class DispatchModel:
         self.cost = objective_cost(self.layout, problem, self.options)
         t1 = time.perf_counter()
         self.pyomo: PyomoDispatch | None = None
-        self.highs: Any = None
+        self.runner: HighsRunner | None = None
+        """The HiGHS model (None when a Pyomo solver solves the model)."""
         self.route = "highspy"
         if pyomo_hook is not None or pyomo_solver is not None:
             self.pyomo = PyomoDispatch(self.layout, self.cost, problem, pyomo_hook)
@@ -155,7 +156,6 @@ class DispatchModel:
 
     def _pass(self, a: dict[str, Any]) -> None:
         self.runner = HighsRunner(a, self.options)
-        self.highs = self.runner.highs
 
     # ------------------------------------------------------------------ MPC
     def update(self, problem: DispatchProblem) -> None:
@@ -165,7 +165,7 @@ class DispatchModel:
         model, slots enough for its sessions and loads); changed coefficient values and
         integrality are set in place. Otherwise :class:`OptimizerError` says to build anew.
         """
-        if self.highs is None or self.route != "highspy":
+        if self.runner is None or self.route != "highspy":
             raise OptimizerError("a model solved through Pyomo is built anew for each problem")
         t0 = time.perf_counter()
         pre = precheck(problem, self.options)
@@ -179,7 +179,7 @@ class DispatchModel:
             raise OptimizerError("the new problem's structure differs (assets, sessions or "
                                  "coefficients changed: " + structure_difference(
                                      self.layout, lay) + "); build a new DispatchModel")
-        h = self.highs
+        h = self.runner.highs
         changed = np.flatnonzero(v != v0)
         if changed.size:
             key = r * lay.n_cols + c
@@ -211,7 +211,9 @@ class DispatchModel:
         lay = self.layout
         if self.route.startswith("pyomo:"):
             return self._solve_pyomo(t0)
-        h, runner = self.highs, self.runner
+        runner = self.runner
+        assert runner is not None
+        h = runner.highs
         runner.reset_counters()
         runs = 1
         extra_row = False
@@ -262,7 +264,9 @@ class DispatchModel:
         if status == _HS.kTimeLimit:
             raise OptimizerError(f"no feasible schedule found within the time limit "
                                  f"of {self.options.time_limit_s:g} s")
-        raise OptimizerError(f"HiGHS stopped with status {self.highs.modelStatusToString(status)}")
+        assert self.runner is not None
+        raise OptimizerError("HiGHS stopped with status "
+                             f"{self.runner.highs.modelStatusToString(status)}")
 
     def _solve_pyomo(self, t0: float) -> DispatchResult:
         assert self.pyomo is not None and self.pyomo_solver is not None

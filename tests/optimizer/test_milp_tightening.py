@@ -245,7 +245,7 @@ def test_an_enumeration_that_proves_nothing_hands_over_to_branch_and_bound() -> 
     assert r.objective_krw == pytest.approx(reference.objective_krw, rel=1e-6)
 
 
-def test_the_pyomo_route_gets_the_time_limit_and_gap() -> None:
+def test_the_pyomo_route_gets_its_time_limit() -> None:
     # Pyomo's appsi_highs object has no ``name``: the options were not passed and a plan
     # through Pyomo ran without a time limit (0.5 s for this day at gap 0)
     p = _brokered_day(1)
